@@ -1,0 +1,84 @@
+"""Resolve a local directory or a Hugging Face hub repo id to a local directory of files.
+
+Shared by configs, tokenizers and checkpoints so that revision, cache_dir, token, local_files_only and
+``HF_HUB_OFFLINE`` behave the same everywhere. Only ``huggingface_hub`` is used; no framework is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+def _offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def resolve_model_dir(
+    name_or_path: PathLike,
+    *,
+    allow_patterns: Optional[Sequence[str]] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[PathLike] = None,
+    token: Optional[Union[str, bool]] = None,
+    local_files_only: bool = False,
+) -> Path:
+    """Return a local directory holding the files of ``name_or_path``.
+
+    Args:
+        name_or_path: a local directory, or a hub repo id such as ``"sentence-transformers/all-MiniLM-L6-v2"``.
+        allow_patterns: glob patterns of the files wanted from the hub (ignored for a local directory).
+        revision: branch, tag or commit hash on the hub.
+        cache_dir: huggingface_hub cache directory (default: the hub's own default, ``HF_HUB_CACHE``).
+        token: hub token, passed through.
+        local_files_only: never touch the network; ``HF_HUB_OFFLINE=1`` implies it.
+
+    Returns:
+        The directory (a snapshot directory inside the hub cache for a repo id).
+
+    Raises:
+        FileNotFoundError: a path that looks local does not exist, or the repo is not in the cache while offline.
+        OSError: the hub could not be reached or the repo id is unknown.
+    """
+    path = Path(os.fspath(name_or_path)).expanduser()
+    if path.is_dir():
+        return path
+    text = os.fspath(name_or_path)
+    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+    if path.exists():
+        raise NotADirectoryError(f"{text!r} is a file; expected a model directory or a hub repo id")
+    if looks_local or not text:
+        raise FileNotFoundError(f"model directory {text!r} does not exist (and it is not a hub repo id 'owner/name')")
+
+    from huggingface_hub import snapshot_download
+
+    offline = local_files_only or _offline_env()
+    try:
+        snapshot = snapshot_download(
+            repo_id=text,
+            revision=revision,
+            cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
+            token=token,
+            local_files_only=offline,
+            allow_patterns=list(allow_patterns) if allow_patterns else None,
+        )
+    except Exception as err:  # huggingface_hub raises several classes across versions
+        where = "in the local hub cache" if offline else "on the hub"
+        cache = os.fspath(cache_dir) if cache_dir is not None else "the default hub cache"
+        raise FileNotFoundError(
+            f"could not resolve {text!r} (revision={revision!r}) {where}; cache_dir={cache}. "
+            f"It is neither a local directory nor a resolvable hub repo id: {type(err).__name__}: {err}"
+        ) from err
+    return Path(snapshot)
+
+
+def find_first(directory: Path, names: Iterable[str]) -> Optional[Path]:
+    """Return the first of ``names`` that exists in ``directory``, else None."""
+    for name in names:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
