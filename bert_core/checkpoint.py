@@ -1,0 +1,483 @@
+"""Checkpoint I/O at the numpy level, shared by every backend.
+
+Reads ``model.safetensors`` (single or sharded with ``model.safetensors.index.json``) and the HF 4.x formats
+``pytorch_model.bin`` (only through ``torch.load(weights_only=True)``; nothing pickled is executed), ``tf_model.h5``
+(h5py) and ``flax_model.msgpack`` (msgpack) into canonical ``{name: np.ndarray}`` dicts. Writes ``model.safetensors``
+with ``{"format": "pt"}`` metadata, sharded above ``max_shard_size``, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from .config import CONFIG_NAME, BertConfig
+from .hub import resolve_model_dir
+from .io_utils import atomic_path, atomic_write_text
+from .weights import LoadingInfo, match_state_dict
+
+PathLike = Union[str, os.PathLike]
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PT_WEIGHTS_NAME = "pytorch_model.bin"
+PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+TF_WEIGHTS_NAME = "tf_model.h5"
+FLAX_WEIGHTS_NAME = "flax_model.msgpack"
+#: In order of preference.
+WEIGHT_FILES = (SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, TF_WEIGHTS_NAME, FLAX_WEIGHTS_NAME)
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.h5", "*.msgpack", "*.txt"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupted, or disagrees with its config. The message names the file."""
+
+
+# ------------------------------------------------------------------------------------------------ safetensors
+
+_ST_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "I16": np.int16,
+    "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64,
+}
+
+
+def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
+    """Read one safetensors file into numpy arrays (BF16 is widened to float32 exactly).
+
+    Raises:
+        CheckpointError: the file is truncated or corrupted, naming the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {os.fspath(path)!r} does not exist")
+    data = path.read_bytes()
+    where = os.fspath(path)
+    if len(data) < 8:
+        raise CheckpointError(f"{where}: truncated safetensors file ({len(data)} bytes, no header)")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > len(data) - 8:
+        raise CheckpointError(
+            f"{where}: truncated or corrupted safetensors file (header claims {header_len} bytes, "
+            f"file has {len(data) - 8} after the length field)"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{where}: corrupted safetensors header: {err}") from err
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where}: corrupted safetensors header (not a JSON object)")
+    body = memoryview(data)[8 + header_len :]
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0])
+    for name, entry in entries:
+        try:
+            dtype_name, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: corrupted header entry for {name!r}: {entry!r}") from err
+        if end > len(body) or start > end:
+            raise CheckpointError(
+                f"{where}: truncated safetensors file: tensor {name!r} needs bytes [{start}, {end}) "
+                f"but the data section has {len(body)} bytes"
+            )
+        raw = body[start:end]
+        if dtype_name == "BF16":
+            bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
+            array = bits.view(np.float32)
+        elif dtype_name in _ST_DTYPES:
+            array = np.frombuffer(raw, dtype=_ST_DTYPES[dtype_name])
+        else:
+            raise CheckpointError(f"{where}: tensor {name!r} has unsupported dtype {dtype_name}")
+        expected = int(np.prod(shape)) if shape else 1
+        if array.size != expected:
+            raise CheckpointError(f"{where}: tensor {name!r} has {array.size} values for shape {shape}")
+        out[name] = array.reshape(shape).copy()
+    return out
+
+
+def read_safetensors_metadata(path: PathLike) -> Dict[str, str]:
+    with open(path, "rb") as handle:
+        (n,) = struct.unpack("<Q", handle.read(8))
+        return json.loads(handle.read(n)).get("__metadata__", {}) or {}
+
+
+def _write_safetensors(target: Path, tensors: Mapping[str, np.ndarray], metadata: Dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    with atomic_path(target) as tmp:
+        save_file(arrays, os.fspath(tmp), metadata=metadata)
+
+
+# ------------------------------------------------------------------------------------------------ other formats
+
+def read_pytorch_bin(path: PathLike) -> "OrderedDict[str, np.ndarray]":
+    """``pytorch_model.bin`` through ``torch.load(weights_only=True)``: tensors only, no arbitrary unpickling."""
+    try:
+        import torch
+    except ImportError as err:
+        raise CheckpointError(
+            f"{os.fspath(path)}: reading pytorch_model.bin needs PyTorch (pip install 'multi-bert[torch]'); "
+            f"or convert it to safetensors where torch is installed"
+        ) from err
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{os.fspath(path)}: cannot be read as a tensors-only PyTorch checkpoint: {err}") from err
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{os.fspath(path)}: expected a state dict, got {type(state).__name__}")
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for k, v in state.items():
+        if v.dtype == torch.bfloat16:
+            v = v.float()
+        out[k] = v.detach().cpu().numpy()
+    return out
+
+
+_H5_RENAMES = (
+    (re.compile(r"/layer_\._(\d+)/"), r"/layer/\1/"),
+    (re.compile(r"^mlm___cls/"), "cls/"),
+    (re.compile(r"^nsp___cls/"), "cls/"),
+)
+
+
+def read_tf_h5(path: PathLike) -> "OrderedDict[str, np.ndarray]":
+    """HF 4.x ``tf_model.h5`` (Keras 2 ``save_weights``) -> canonical names, PyTorch layout."""
+    try:
+        import h5py
+    except ImportError as err:
+        raise CheckpointError(f"{os.fspath(path)}: reading tf_model.h5 needs h5py (pip install h5py)") from err
+    raw: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    try:
+        with h5py.File(os.fspath(path), "r") as handle:
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    raw[name] = np.asarray(obj[()])
+            handle.visititems(visit)
+    except OSError as err:
+        raise CheckpointError(f"{os.fspath(path)}: not a readable HDF5 file: {err}") from err
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for name, value in raw.items():
+        key = name.split(":")[0]
+        parts = key.split("/")
+        # Keras 2 h5: "<layer>/<model_name>/<path...>"; keep from the first known root
+        roots = ("bert", "cls", "mlm___cls", "nsp___cls", "classifier", "qa_outputs", "embeddings", "encoder", "pooler")
+        idx = next((i for i, p in enumerate(parts) if p in roots), None)
+        if idx is None:
+            continue
+        key = "/".join(parts[idx:])
+        for pattern, repl in _H5_RENAMES:
+            key = pattern.sub(repl, key)
+        if key.count("/bert/"):
+            key = key[key.index("bert/"):]
+        parts = key.split("/")
+        leaf = parts[-1]
+        transpose = False
+        if leaf == "kernel":
+            parts[-1], transpose = "weight", True
+        elif leaf in ("gamma",):
+            parts[-1] = "weight"
+        elif leaf in ("beta",):
+            parts[-1] = "bias"
+        elif leaf == "embeddings":
+            parts[-1] = "weight"
+        canonical = ".".join(parts)
+        # TF BERT keeps the word embeddings as ".../word_embeddings/weight" already
+        out[canonical] = np.ascontiguousarray(value.T) if transpose else value
+    return out
+
+
+def read_flax_msgpack(path: PathLike) -> "OrderedDict[str, np.ndarray]":
+    """HF 4.x ``flax_model.msgpack`` (flax.serialization) -> canonical names, PyTorch layout, without flax."""
+    try:
+        import msgpack
+    except ImportError as err:
+        raise CheckpointError(f"{os.fspath(path)}: reading flax_model.msgpack needs msgpack (pip install msgpack)") from err
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code == 1:  # ndarray: (shape, dtype name, bytes)
+            shape, dtype_name, buffer = msgpack.unpackb(data)
+            if dtype_name == "bfloat16":
+                bits = np.frombuffer(buffer, np.uint16).astype(np.uint32) << 16
+                return bits.view(np.float32).reshape(shape)
+            return np.frombuffer(buffer, dtype=np.dtype(dtype_name)).reshape(shape).copy()
+        if code == 3:  # numpy scalar
+            shape, dtype_name, buffer = msgpack.unpackb(data)
+            return np.frombuffer(buffer, dtype=np.dtype(dtype_name)).reshape(shape)[()]
+        raise CheckpointError(f"{os.fspath(path)}: unsupported msgpack extension type {code}")
+
+    try:
+        tree = msgpack.unpackb(Path(path).read_bytes(), ext_hook=ext_hook, raw=False, strict_map_key=False)
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"{os.fspath(path)}: corrupted flax msgpack file: {err}") from err
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"{os.fspath(path)}: expected a nested dict of parameters")
+    if "params" in tree and isinstance(tree["params"], dict) and len(tree) == 1:
+        tree = tree["params"]
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+
+    def walk(node: Any, prefix: List[str]) -> None:
+        if isinstance(node, dict):
+            if "__msgpack_chunked_array__" in node:
+                raise CheckpointError(f"{os.fspath(path)}: chunked msgpack arrays (> 2 GiB tensors) are not supported")
+            for k, v in node.items():
+                walk(v, prefix + [str(k)])
+            return
+        parts = list(prefix)
+        leaf = parts[-1]
+        value = np.asarray(node)
+        if leaf == "kernel":
+            parts[-1], value = "weight", np.ascontiguousarray(value.T)
+        elif leaf in ("scale", "embedding"):
+            parts[-1] = "weight"
+        out[".".join(parts)] = value
+
+    walk(tree, [])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ directory level
+
+def find_weights_file(directory: PathLike) -> Tuple[Path, str]:
+    """The weights file of ``directory`` in order of preference, and its format name."""
+    directory = Path(directory)
+    for name in WEIGHT_FILES:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate, name
+    present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    raise FileNotFoundError(
+        f"no weights in {os.fspath(directory)!r}: expected one of {list(WEIGHT_FILES)}; found {present}"
+    )
+
+
+def read_state_dict(directory: PathLike) -> Tuple["OrderedDict[str, np.ndarray]", str]:
+    """Every tensor of the checkpoint in ``directory`` as numpy, with the file name it came from."""
+    path, name = find_weights_file(directory)
+    if name in (SAFE_WEIGHTS_INDEX_NAME, PT_WEIGHTS_INDEX_NAME):
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            weight_map = index["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{os.fspath(path)}: not a valid shard index ({err})") from err
+        state: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        for shard in sorted(set(weight_map.values())):
+            shard_path = path.parent / shard
+            if not shard_path.is_file():
+                raise CheckpointError(f"{os.fspath(path)}: lists shard {shard!r}, which does not exist")
+            part = read_safetensors(shard_path) if shard.endswith(".safetensors") else read_pytorch_bin(shard_path)
+            state.update(part)
+        missing = sorted(set(weight_map) - set(state))
+        if missing:
+            raise CheckpointError(f"{os.fspath(path)}: tensors listed in the index are in no shard: {missing[:5]}")
+        return state, name
+    readers = {
+        SAFE_WEIGHTS_NAME: read_safetensors,
+        PT_WEIGHTS_NAME: read_pytorch_bin,
+        TF_WEIGHTS_NAME: read_tf_h5,
+        FLAX_WEIGHTS_NAME: read_flax_msgpack,
+    }
+    return readers[name](path), name
+
+
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(size: Union[int, str]) -> int:
+    """``5GB`` / ``500MB`` / ``2GiB`` / bytes -> bytes."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size <= 0:
+            raise ValueError(f"max_shard_size must be positive, got {size}")
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)\s*", str(size), flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"max_shard_size {size!r} is not a size like '5GB', '500MB' or a number of bytes")
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if value <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {size!r}")
+    return int(value)
+
+
+def save_state_dict(
+    state: Mapping[str, np.ndarray],
+    save_directory: PathLike,
+    *,
+    max_shard_size: Union[int, str] = "5GB",
+    metadata: Optional[Dict[str, str]] = None,
+) -> List[Path]:
+    """Write ``state`` as ``model.safetensors`` (or shards + index), atomically; returns the files written.
+
+    Every file is first written under a temporary name and renamed only when all are complete, so an interrupted
+    save leaves the previous checkpoint readable. Stale weight files of another layout are removed afterwards.
+    """
+    directory = Path(save_directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"save_directory {os.fspath(directory)!r} is a file")
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "pt"}
+    meta.update(metadata or {})
+    limit = parse_size(max_shard_size)
+    shards: List[Dict[str, np.ndarray]] = [{}]
+    size = 0
+    for name, value in state.items():
+        nbytes = np.asarray(value).nbytes
+        if shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][name] = np.asarray(value)
+        size += nbytes
+    written: List[Path] = []
+    if len(shards) == 1:
+        _write_safetensors(directory / SAFE_WEIGHTS_NAME, shards[0], meta)
+        written.append(directory / SAFE_WEIGHTS_NAME)
+        stale = [SAFE_WEIGHTS_INDEX_NAME]
+    else:
+        total = len(shards)
+        weight_map: Dict[str, str] = {}
+        for i, shard in enumerate(shards, 1):
+            file_name = f"model-{i:05d}-of-{total:05d}.safetensors"
+            _write_safetensors(directory / file_name, shard, meta)
+            written.append(directory / file_name)
+            weight_map.update({k: file_name for k in shard})
+        index = {
+            "metadata": {"total_size": int(sum(np.asarray(v).nbytes for v in state.values()))},
+            "weight_map": weight_map,
+        }
+        # the index is written last: until it lands, a reader still sees the previous complete checkpoint
+        atomic_write_text(directory / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        written.append(directory / SAFE_WEIGHTS_INDEX_NAME)
+        stale = [SAFE_WEIGHTS_NAME]
+    keep = {p.name for p in written}
+    for old in directory.glob("model-*-of-*.safetensors"):
+        if old.name not in keep:
+            old.unlink()
+    for name in stale:
+        if (directory / name).exists():
+            (directory / name).unlink()
+    return written
+
+
+# ------------------------------------------------------------------------------------------------ model level
+
+def load_checkpoint(
+    name_or_path: PathLike,
+    *,
+    revision: Optional[str] = None,
+    cache_dir: Optional[PathLike] = None,
+    token: Optional[Union[str, bool]] = None,
+    local_files_only: bool = False,
+    config: Optional[BertConfig] = None,
+    **config_overrides: Any,
+) -> Tuple[BertConfig, "OrderedDict[str, np.ndarray]", Path, str]:
+    """Resolve ``name_or_path`` and read its config and every tensor.
+
+    Returns:
+        (config, raw state dict as stored, directory, weights file name).
+    """
+    directory = resolve_model_dir(
+        name_or_path, allow_patterns=HUB_PATTERNS, revision=revision, cache_dir=cache_dir, token=token,
+        local_files_only=local_files_only,
+    )
+    if config is None:
+        if not (directory / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"no {CONFIG_NAME} in {os.fspath(directory)!r}: cannot build the model")
+        config = BertConfig.from_pretrained(directory, **config_overrides)
+    elif config_overrides:
+        config = config.copy(**config_overrides)
+    state, file_name = read_state_dict(directory)
+    return config, state, directory, file_name
+
+
+def load_head_weights(
+    name_or_path: PathLike,
+    head: str,
+    *,
+    config: Optional[BertConfig] = None,
+    add_pooling_layer: Optional[bool] = None,
+    ignore_mismatched_sizes: bool = False,
+    revision: Optional[str] = None,
+    cache_dir: Optional[PathLike] = None,
+    token: Optional[Union[str, bool]] = None,
+    local_files_only: bool = False,
+    **config_overrides: Any,
+) -> Tuple[BertConfig, "OrderedDict[str, np.ndarray]", LoadingInfo]:
+    """What every backend's ``from_pretrained`` does before touching its framework.
+
+    Returns:
+        (config, canonical weights present in the checkpoint for ``head``, loading info). Missing head weights are
+        left for the caller to initialise (see :func:`bert_core.init.complete_weights`).
+
+    Raises:
+        CheckpointError: the config and the weights disagree (e.g. word embeddings vs vocab_size), naming both.
+        ValueError: a shape mismatch, unless ``ignore_mismatched_sizes``.
+    """
+    config, state, directory, file_name = load_checkpoint(
+        name_or_path, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+        config=config, **config_overrides,
+    )
+    _check_config_agrees(config, state, directory / file_name)
+    weights, info = match_state_dict(
+        state, config, head, add_pooling_layer=add_pooling_layer, ignore_mismatched_sizes=ignore_mismatched_sizes
+    )
+    if not any(k.startswith(("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")) for k in weights):
+        raise CheckpointError(f"{os.fspath(directory / file_name)}: no BERT weights found (keys like {list(state)[:3]})")
+    if info.missing_keys:
+        warnings.warn(
+            f"Some weights of {head} were not in the checkpoint at {os.fspath(name_or_path)} and are newly "
+            f"initialised: {info.missing_keys}. Train the model before using it for predictions.",
+            stacklevel=3,
+        )
+    if info.unexpected_keys:
+        warnings.warn(f"Weights of the checkpoint not used by {head}: {info.unexpected_keys}", stacklevel=3)
+    return config, weights, info
+
+
+def _check_config_agrees(config: BertConfig, state: Mapping[str, np.ndarray], where: Path) -> None:
+    checks = [
+        ("embeddings.word_embeddings.weight", 0, "vocab_size", config.vocab_size),
+        ("embeddings.word_embeddings.weight", 1, "hidden_size", config.hidden_size),
+        ("embeddings.position_embeddings.weight", 0, "max_position_embeddings", config.max_position_embeddings),
+        ("embeddings.token_type_embeddings.weight", 0, "type_vocab_size", config.type_vocab_size),
+        ("encoder.layer.0.intermediate.dense.weight", 0, "intermediate_size", config.intermediate_size),
+    ]
+    for suffix, axis, field_name, value in checks:
+        for key in (suffix, "bert." + suffix):
+            if key in state:
+                got = np.shape(state[key])
+                if len(got) > axis and got[axis] != value:
+                    raise CheckpointError(
+                        f"config and weights disagree in {os.fspath(where)}: config.{field_name}={value} but "
+                        f"{key} has shape {tuple(got)}"
+                    )
+    layers = {int(m.group(1)) for k in state for m in [re.search(r"encoder\.layer\.(\d+)\.", k)] if m}
+    if layers and max(layers) + 1 != config.num_hidden_layers:
+        raise CheckpointError(
+            f"config and weights disagree in {os.fspath(where)}: config.num_hidden_layers={config.num_hidden_layers} "
+            f"but the weights have {max(layers) + 1} layers"
+        )
+
+
+def save_pretrained(
+    save_directory: PathLike,
+    config: BertConfig,
+    state: Mapping[str, np.ndarray],
+    *,
+    architecture: Optional[str] = None,
+    max_shard_size: Union[int, str] = "5GB",
+) -> Path:
+    """Write ``config.json`` and the canonical ``state`` (tied weights excluded by the caller), atomically."""
+    directory = Path(save_directory)
+    if architecture is not None:
+        config = config.copy(architectures=[architecture])
+    save_state_dict(state, directory, max_shard_size=max_shard_size)
+    config.save_pretrained(directory)
+    return directory
