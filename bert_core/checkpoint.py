@@ -167,7 +167,9 @@ def read_tf_h5(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     for name, value in raw.items():
         key = name.split(":")[0]
         parts = key.split("/")
-        # Keras 2 h5: "<layer>/<model_name>/<path...>"; keep from the first known root
+        # Keras 2 h5: "<layer>/<model_name>/<layer>/<path...>"; drop the group and model-name prefix
+        if len(parts) > 2 and parts[0] == parts[2]:
+            parts = parts[2:]
         roots = ("bert", "cls", "mlm___cls", "nsp___cls", "classifier", "qa_outputs", "embeddings", "encoder", "pooler")
         idx = next((i for i, p in enumerate(parts) if p in roots), None)
         if idx is None:
@@ -175,8 +177,6 @@ def read_tf_h5(path: PathLike) -> "OrderedDict[str, np.ndarray]":
         key = "/".join(parts[idx:])
         for pattern, repl in _H5_RENAMES:
             key = pattern.sub(repl, key)
-        if key.count("/bert/"):
-            key = key[key.index("bert/"):]
         parts = key.split("/")
         leaf = parts[-1]
         transpose = False
@@ -434,6 +434,12 @@ def load_head_weights(
         warnings.warn(
             f"Some weights of {head} were not in the checkpoint at {os.fspath(name_or_path)} and are newly "
             f"initialised: {info.missing_keys}. Train the model before using it for predictions.",
+            stacklevel=3,
+        )
+    if info.mismatched_keys:
+        shapes = ", ".join(f"{n}: checkpoint {a} vs model {b}" for n, a, b in info.mismatched_keys)
+        warnings.warn(
+            f"Some weights of {head} are newly initialised because their shapes did not match the checkpoint: {shapes}",
             stacklevel=3,
         )
     if info.unexpected_keys:
