@@ -818,7 +818,11 @@ class BertTokenizerBase:
                     value = value + pad if padding_side == "right" else pad + value
                 columns[key].append(value)
         if return_length:
-            columns["length"] = [len(v) for v in columns["input_ids"]]
+            # HF habit: the slow tokenizer reports pre-padding lengths for batches, the fast one padded lengths
+            if batched and not self.is_fast:
+                columns["length"] = [len(r["input_ids"]) for r in rows]
+            else:
+                columns["length"] = [len(v) for v in columns["input_ids"]]
         if encodings is not None and target is not None:
             for enc in encodings:
                 if len(enc) < target:
@@ -1024,7 +1028,8 @@ class BertTokenizerBase:
             "padding_side": self.padding_side,
             "truncation_side": self.truncation_side,
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
-            "tokenizer_class": "BertTokenizerFast" if self.is_fast else "BertTokenizer",
+            # HF writes the slow class name for both; AutoTokenizer then picks the fast one when it can
+            "tokenizer_class": "BertTokenizer",
         }
         for attr in SPECIAL_TOKEN_ATTRS:
             config[attr] = self._special_str(attr)
@@ -1173,6 +1178,8 @@ class BertTokenizer(BertTokenizerBase):
         self.never_split = set(never_split or ())
         self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
         self.strip_accents = strip_accents
+        # HF only lower-cases raw text through its basic tokenizer; without one, do_lower_case has no effect
+        self._lowercase_text = self.do_lower_case and self.do_basic_tokenize
         self.basic_tokenizer = BasicTokenizer(
             do_lower_case=self.do_lower_case,
             never_split=self.never_split,
@@ -1225,7 +1232,7 @@ class BertTokenizer(BertTokenizerBase):
                 raise ValueError("cannot add an empty token")
             if special_tokens:
                 tok.special = True
-            if not tok.special and tok.normalized and self.do_lower_case:
+            if not tok.special and tok.normalized and self._lowercase_text:
                 tok = AddedToken(tok.content.lower(), tok.single_word, tok.lstrip, tok.rstrip, tok.normalized, tok.special)
             if tok.content in self._added_encoder:
                 index = self._added_encoder[tok.content]
@@ -1283,7 +1290,7 @@ class BertTokenizer(BertTokenizerBase):
         kwargs.pop("is_split_into_words", None)
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
-        if self.do_lower_case:
+        if self._lowercase_text:
             text = self._lower_outside_specials(text)
         if self._added_split is None:
             return self._tokenize(text)

@@ -90,7 +90,7 @@ class BertTokenizerFast(BertTokenizerBase):
         model_max_length: Optional[int] = None,
         padding_side: str = "right",
         truncation_side: str = "right",
-        clean_up_tokenization_spaces: bool = True,
+        clean_up_tokenization_spaces: bool = False,
         additional_special_tokens: Optional[Sequence] = None,
         added_tokens: Optional[Dict[int, AddedToken]] = None,
         name_or_path: str = "",
