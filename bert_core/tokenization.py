@@ -758,7 +758,14 @@ class BertTokenizerBase:
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
 
-        rows, extra, encodings = self._encode_rows(
+        fields = ["input_ids"]
+        if return_token_type_ids:
+            fields.append("token_type_ids")
+        if return_special_tokens_mask:
+            fields.append("special_tokens_mask")
+        if return_offsets_mapping:
+            fields.append("offset_mapping")
+        raw, extra, encodings = self._encode_rows(
             pairs,
             batched=batched,
             add_special_tokens=add_special_tokens,
@@ -768,9 +775,11 @@ class BertTokenizerBase:
             is_split_into_words=is_split_into_words,
             return_overflowing_tokens=return_overflowing_tokens,
             return_offsets_mapping=return_offsets_mapping,
+            fields=fields,
         )
+        lengths = [len(r) for r in raw["input_ids"]]
         if verbose and max_length is None and not self._warned_too_long:
-            longest = max((len(r["input_ids"]) for r in rows), default=0)
+            longest = max(lengths, default=0)
             if longest > self.model_max_length:
                 logger.warning(
                     "Token indices sequence length is longer than the specified maximum sequence length for this "
@@ -782,7 +791,7 @@ class BertTokenizerBase:
         # pad
         target = None
         if pad_mode == "longest":
-            target = max((len(r["input_ids"]) for r in rows), default=0)
+            target = max(lengths, default=0)
         elif pad_mode == "max_length":
             target = max_length
         if target is not None and pad_to_multiple_of and target % pad_to_multiple_of:
@@ -805,22 +814,23 @@ class BertTokenizerBase:
         }
         if target is not None and pad_values["input_ids"] is None:
             raise ValueError("padding needs a pad_token; set one with add_special_tokens({'pad_token': '[PAD]'})")
-        columns: Dict[str, List[Any]] = {k: [] for k in out_keys}
-        for row in rows:
-            n = len(row["input_ids"])
-            row = dict(row)
-            row["attention_mask"] = [1] * n
-            missing = 0 if target is None else max(0, target - n)
-            for key in out_keys:
-                value = list(row[key])
-                if missing:
-                    pad = [pad_values[key]] * missing
-                    value = value + pad if padding_side == "right" else pad + value
-                columns[key].append(value)
+        columns: Dict[str, List[Any]] = {}
+        for key in out_keys:
+            col = [[1] * n for n in lengths] if key == "attention_mask" else raw[key]
+            if target is not None:
+                fill = pad_values[key]
+                padded = []
+                for value, n in zip(col, lengths):
+                    if n < target:
+                        pad = [fill] * (target - n)
+                        value = list(value) + pad if padding_side == "right" else pad + list(value)
+                    padded.append(value)
+                col = padded
+            columns[key] = col
         if return_length:
             # HF habit: the slow tokenizer reports pre-padding lengths for batches, the fast one padded lengths
             if batched and not self.is_fast:
-                columns["length"] = [len(r["input_ids"]) for r in rows]
+                columns["length"] = list(lengths)
             else:
                 columns["length"] = [len(v) for v in columns["input_ids"]]
         if encodings is not None and target is not None:
@@ -839,7 +849,7 @@ class BertTokenizerBase:
         if not batched and return_tensors is None and not (self.is_fast and return_overflowing_tokens):
             data = {k: v[0] for k, v in data.items()}
         return BatchEncoding(data, encodings=encodings, tensor_type=return_tensors,
-                             n_sequences=max((2 if p[1] is not None else 1) for p in pairs))
+                             n_sequences=max((2 if p[1] is not None else 1 for p in pairs), default=1))
 
     def encode(self, text, text_pair=None, *, add_special_tokens: bool = True, **kwargs) -> List[int]:
         """Ids of one text (or pair): ``[seq_len]`` list of int."""
@@ -1395,7 +1405,8 @@ class BertTokenizer(BertTokenizerBase):
         return self.convert_tokens_to_ids(tokens)
 
     def _encode_rows(self, pairs, *, batched, add_special_tokens, truncation, max_length, stride, is_split_into_words,
-                     return_overflowing_tokens, return_offsets_mapping):
+                     return_overflowing_tokens, return_offsets_mapping, fields=("input_ids",)):
+        """Unpadded ``{field: [row ids]}`` for the requested fields, extra keys, and alignments (None here)."""
         if return_offsets_mapping:
             raise NotImplementedError(
                 "return_offsets_mapping needs alignments, which only BertTokenizerFast tracks; use BertTokenizerFast"
@@ -1432,7 +1443,7 @@ class BertTokenizer(BertTokenizerBase):
         if return_overflowing_tokens:
             extra["overflowing_tokens"] = overflow
             extra["num_truncated_tokens"] = truncated
-        return rows, extra, None
+        return {f: [r[f] for r in rows] for f in fields}, extra, None
 
     # -- persistence -----------------------------------------------------------------------------------------------------
 

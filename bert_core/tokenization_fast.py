@@ -241,7 +241,8 @@ class BertTokenizerFast(BertTokenizerBase):
     # -- encoding rows ---------------------------------------------------------------------------------------------------
 
     def _encode_rows(self, pairs, *, batched, add_special_tokens, truncation, max_length, stride, is_split_into_words,
-                     return_overflowing_tokens, return_offsets_mapping):
+                     return_overflowing_tokens, return_offsets_mapping, fields=("input_ids",)):
+        """Unpadded ``{field: [row values]}`` for the requested fields, extra keys, and the Encodings (one per row)."""
         backend = self._tokenizer
         inputs = [first if second is None else (first, second) for first, second in pairs]
         if is_split_into_words:
@@ -284,15 +285,13 @@ class BertTokenizerFast(BertTokenizerBase):
                 for over in enc.overflowing:
                     flat.append(over)
                     mapping.append(i)
-        rows = [
-            {"input_ids": e.ids, "token_type_ids": e.type_ids, "special_tokens_mask": e.special_tokens_mask,
-             "offset_mapping": e.offsets}
-            for e in flat
-        ]
+        getters = {"input_ids": "ids", "token_type_ids": "type_ids", "special_tokens_mask": "special_tokens_mask",
+                   "offset_mapping": "offsets"}
+        columns = {f: [getattr(e, getters[f]) for e in flat] for f in fields}
         extra: Dict[str, Any] = {}
         if return_overflowing_tokens:
             extra["overflow_to_sample_mapping"] = mapping
-        return rows, extra, flat
+        return columns, extra, flat
 
     # -- persistence -----------------------------------------------------------------------------------------------------
 
