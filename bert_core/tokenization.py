@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +36,6 @@ PathLike = Union[str, os.PathLike]
 # ----------------------------------------------------------------------------------------------------------------------
 # small utilities
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so that readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def load_vocab(vocab_file: PathLike) -> Dict[str, int]:
