@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -716,7 +716,14 @@ class BertPreTrainedModel(keras.Model):
 
     head_name = "BertModel"
     label_names: Tuple[str, ...] = ("labels",)
-    _arg_names: Tuple[str, ...] = _BASE_ARGS
+
+    @property
+    def _list_order(self) -> Tuple[str, ...]:
+        """Order of inputs given as one list, as in transformers' TFBertFor*.call: only the bare model and the
+        LM head list the decoder arguments."""
+        if self.head_name in ("BertModel", "BertLMHeadModel"):
+            return _BASE_ARGS + self.label_names
+        return _BASE_ARGS[:6] + ("output_attentions", "output_hidden_states", "return_dict") + self.label_names
 
     def __init__(self, config: BertConfig, *, seed: int = 0, add_pooling_layer: Optional[bool] = None,
                  _initialize: bool = True, **kwargs: Any) -> None:
@@ -848,7 +855,7 @@ class BertPreTrainedModel(keras.Model):
         return output if return_dict is None or return_dict else output.to_tuple()
 
     def _unpack(self, given: Dict[str, Any]) -> Dict[str, Any]:
-        names = self._arg_names + self.label_names
+        names = _BASE_ARGS + self.label_names
         first = given["input_ids"]
         packed: Dict[str, Any] = {}
         if isinstance(first, Mapping):
@@ -856,7 +863,10 @@ class BertPreTrainedModel(keras.Model):
         elif isinstance(first, (list, tuple)) and first and all(
             x is None or isinstance(x, (tf.Tensor, np.ndarray, keras.Variable)) for x in first
         ):
-            packed = dict(zip(names, first))
+            if len(first) > len(self._list_order):
+                raise TypeError(f"{type(self).__name__} takes at most {len(self._list_order)} list inputs "
+                                f"({list(self._list_order)}), got {len(first)}")
+            packed = dict(zip(self._list_order, first))
         if packed:
             given = dict(given, input_ids=None)
             for name, value in packed.items():

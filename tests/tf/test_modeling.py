@@ -141,6 +141,11 @@ def test_input_formats_agree(models):
         model(tf.constant(ids), attention_mask=tf.constant(mask)),
     ):
         np.testing.assert_allclose(out.logits, ref, atol=1e-6)
+    # a list follows transformers' TFBertForSequenceClassification.call order (labels 10th)
+    labels = np.array([0, 1])
+    listed = model([tf.constant(ids), tf.constant(mask), tf.constant(types), None, None, None, None, None, None,
+                    tf.constant(labels)])
+    np.testing.assert_allclose(float(listed.loss), float(model(input_ids=ids, attention_mask=mask, labels=labels).loss), rtol=1e-6)
     no_mask = model(ids).logits
     assert not np.allclose(no_mask, ref)
     with pytest.raises(TypeError, match="twice"):
