@@ -102,11 +102,11 @@ def _embedding(out: Dict[str, WeightSpec], path: str, n: int, dim: int) -> None:
     out[f"{path}.weight"] = WeightSpec(f"{path}.weight", (n, dim), "embedding")
 
 
-def _attention(out: Dict[str, WeightSpec], path: str, config: BertConfig) -> None:
+def _attention(out: Dict[str, WeightSpec], path: str, config: BertConfig, relative: bool = True) -> None:
     h = config.hidden_size
     for proj in ("query", "key", "value"):
         _linear(out, f"{path}.self.{proj}", h, h)
-    if config.position_embedding_type in ("relative_key", "relative_key_query"):
+    if relative and config.position_embedding_type in ("relative_key", "relative_key_query"):
         _embedding(out, f"{path}.self.distance_embedding", 2 * config.max_position_embeddings - 1, config.head_dim)
     _linear(out, f"{path}.output.dense", h, h)
     _layernorm(out, f"{path}.output.LayerNorm", h)
@@ -124,7 +124,8 @@ def backbone_weights(config: BertConfig, prefix: str = "", add_pooling_layer: bo
         layer = f"encoder.layer.{n}"
         _attention(out, f"{layer}.attention", config)
         if config.add_cross_attention:
-            _attention(out, f"{layer}.crossattention", config)
+            # HF builds cross-attention with absolute positions always: no distance_embedding there.
+            _attention(out, f"{layer}.crossattention", config, relative=False)
         _linear(out, f"{layer}.intermediate.dense", i, h)
         _linear(out, f"{layer}.output.dense", h, i)
         _layernorm(out, f"{layer}.output.LayerNorm", h)
