@@ -124,7 +124,7 @@ def backbone_weights(config: BertConfig, prefix: str = "", add_pooling_layer: bo
         layer = f"encoder.layer.{n}"
         _attention(out, f"{layer}.attention", config)
         if config.add_cross_attention:
-            # HF builds cross-attention with absolute positions always: no distance_embedding there.
+            # HF builds cross-attention with position_embedding_type="absolute": it never has a distance_embedding.
             _attention(out, f"{layer}.crossattention", config, relative=False)
         _linear(out, f"{layer}.intermediate.dense", i, h)
         _linear(out, f"{layer}.output.dense", h, i)
@@ -280,9 +280,7 @@ def match_state_dict(
     normalized = normalize_state_dict(state, head)
     info = LoadingInfo()
     weights: "OrderedDict[str, np.ndarray]" = OrderedDict()
-    order = {name: i for i, name in enumerate(table)}
-    # table order: the first mismatch reported is the first in the model, and weights come out in model order
-    for name, value in sorted(normalized.items(), key=lambda kv: order.get(kv[0], len(order))):
+    for name, value in normalized.items():
         spec = table.get(name)
         if spec is None:
             info.unexpected_keys.append(name)
