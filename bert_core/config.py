@@ -311,6 +311,11 @@ class BertConfig:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
 
+    def __hash__(self) -> int:
+        # Hashable by content so a config can be static data of a jit-compiled model (nnx graphdefs are hashed);
+        # consistent with __eq__. Mutating a config after using it as a cache key means a recompile, not a stale hit.
+        return hash(self.to_json_string())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
 

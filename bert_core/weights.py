@@ -124,7 +124,7 @@ def backbone_weights(config: BertConfig, prefix: str = "", add_pooling_layer: bo
         layer = f"encoder.layer.{n}"
         _attention(out, f"{layer}.attention", config)
         if config.add_cross_attention:
-            # HF builds cross-attention with position_embedding_type="absolute": it never has a distance_embedding.
+            # HF builds cross-attention with position_embedding_type="absolute": it has no distance_embedding
             _attention(out, f"{layer}.crossattention", config, relative=False)
         _linear(out, f"{layer}.intermediate.dense", i, h)
         _linear(out, f"{layer}.output.dense", h, i)
