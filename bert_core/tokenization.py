@@ -356,7 +356,8 @@ def _to_numpy(value: Any):
 
 
 def convert_to_tensors(value: Any, tensor_type: Optional[str]):
-    """Convert nested int lists to an int64 array/tensor of ``tensor_type`` in None/'np'/'pt'/'tf'/'jax'."""
+    """Convert nested int lists to an int64 array/tensor of ``tensor_type`` in None/'np'/'pt'/'tf'/'jax'
+    ('jax' gives int32 unless ``jax_enable_x64`` is on)."""
     if tensor_type is None:
         return value
     if not isinstance(tensor_type, str):
@@ -374,7 +375,13 @@ def convert_to_tensors(value: Any, tensor_type: Optional[str]):
     if tensor_type in ("jax", "flax"):
         import jax.numpy as jnp
 
-        return jnp.asarray(_to_numpy(value))
+        # without jax_enable_x64 jax stores int32; converting silently (as HF does) beats a warning per call
+        arr = _to_numpy(value)
+        import jax
+
+        if not jax.config.read("jax_enable_x64"):
+            arr = arr.astype("int32")
+        return jnp.asarray(arr)
     raise ValueError(f"return_tensors must be None, 'np', 'pt', 'tf' or 'jax'; got {tensor_type!r}")
 
 

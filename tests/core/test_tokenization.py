@@ -168,6 +168,16 @@ def test_return_tensors_frameworks(tok):
     assert tuple(enc.to("cpu").input_ids.shape) == (2, 4)
 
 
+@pytest.mark.parametrize("kind,module", [("jax", "jax"), ("tf", "tensorflow")])
+def test_return_tensors_jax_tf(tok, kind, module):
+    pytest.importorskip(module)
+    enc = tok(["a", "a b"], padding=True, return_tensors=kind)
+    assert tuple(enc.input_ids.shape) == (2, 4)
+    # jax keeps int32 unless jax_enable_x64 is set (as with HF's 'jax' tensors)
+    assert "int64" in str(enc.input_ids.dtype) or (kind == "jax" and "int32" in str(enc.input_ids.dtype))
+    assert np.asarray(enc.attention_mask).tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
 def test_no_framework_or_tokenizers_imported_at_import_time():
     code = (
         "import sys, bert_core.tokenization, bert_core.data;"
@@ -337,3 +347,20 @@ def _shared() -> BertTokenizer:
     if "tok" not in _SHARED:
         _SHARED["tok"] = BertTokenizer.from_pretrained(MODEL_DIR)
     return _SHARED["tok"]
+
+
+def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
+    tok = BertTokenizer.from_pretrained(MODEL_DIR)
+    tok.save_pretrained(tmp_path)
+    before = (tmp_path / "tokenizer_config.json").read_bytes()
+    tok.model_max_length = 64
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        tok.save_pretrained(tmp_path)
+    # the previous file is intact and no temporary file is left behind
+    assert (tmp_path / "tokenizer_config.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["special_tokens_map.json", "tokenizer_config.json", "vocab.txt"]
