@@ -2,17 +2,20 @@
 
 Every head gets (batch B=2, sequence S=8 unless the checkpoint allows fewer positions):
 
-* ``padded_pair``: second row padded (attention_mask zeros at the end), sentence-pair token_type_ids, labels of the
-  head (-> loss), output_attentions + output_hidden_states.
-* ``positions_head_mask``: explicit position_ids (offset, so default positions would differ), a head_mask that
-  switches heads off, token_type_ids omitted (default zeros).
-* ``inputs_embeds``: float (B, S, hidden) embeddings instead of ids, with padding and labels.
+* ``padded_pair``: second row padded (attention_mask zeros at the end), sentence-pair token_type_ids, explicit
+  position_ids (offset by 3), a head_mask (one head off, one halved), labels of the head (-> loss),
+  output_attentions + output_hidden_states.
+* ``inputs_embeds``: float (B, S, hidden) embeddings instead of ids, padding, labels, default position and token
+  type ids.
 
 Decoder mode (config with ``is_decoder`` + ``add_cross_attention``; BertLMHeadModel always, BertModel in addition):
 
-* ``cross_attention``: encoder_hidden_states (B, 5, hidden) with a padded encoder_attention_mask, use_cache, attentions.
-* ``incremental``: full decoding vs prefix (4 tokens, use_cache) + one step of 2 tokens with the cache; the step's
-  outputs must equal the full run's last positions inside each backend and across backends.
+* ``cross_attention``: encoder_hidden_states (B, 5, hidden) with a padded encoder_attention_mask, use_cache,
+  attentions (labels for the LM). Also decoded incrementally: the first S-2 tokens with use_cache, then the last 2
+  with the cache; that step must equal the full run's last positions (and its cache the full cache) inside each
+  backend, and its outputs (``step.*``) are compared across backends.
+
+The cases are few on purpose: every distinct call signature costs a compile in jitted backends (Flax).
 
 Multiple choice adds a choices axis: (B, C=2, S) for ids/masks, (B, C, S, hidden) for embeddings.
 """
@@ -59,7 +62,16 @@ def decoder_config(config: BertConfig) -> BertConfig:
     return config.copy(is_decoder=True, add_cross_attention=True, use_cache=True)
 
 
+def head_config(config: BertConfig, head: str) -> BertConfig:
+    """``config`` as ``head`` needs it: QA splits ``qa_outputs`` into start/end logits, which HF only supports with
+    ``num_labels == 2`` (it raises otherwise), so a checkpoint with other labels is run with 2 for that head."""
+    if head == "BertForQuestionAnswering" and config.num_labels != 2:
+        return config.copy(num_labels=2)
+    return config
+
+
 def config_for(config: BertConfig, case: Case) -> BertConfig:
+    config = head_config(config, case.head)
     return decoder_config(config) if case.decoder else config
 
 
@@ -126,6 +138,7 @@ def build_cases(head: str, config: BertConfig, seed: int = 0) -> List[Case]:
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     rng = np.random.default_rng([seed, HEADS.index(head)])
+    config = head_config(config, head)
     s = _seq_len(config)
     pad = min(3, s - 1)
     lead = _lead(head)
@@ -135,31 +148,27 @@ def build_cases(head: str, config: BertConfig, seed: int = 0) -> List[Case]:
     # decoder-mode cases run on the decoder config; LMHead is a decoder model, so all its cases do
     dec = dec_only
 
-    inputs = _base_inputs(head, config, rng, s, pad)
-    inputs.update(_labels(head, config, rng, BATCH, s))
-    inputs.update(output_attentions=True, output_hidden_states=True)
-    cases.append(Case("padded_pair", head, inputs, decoder=dec))
-
+    # explicit positions (offset, so the default positions would differ) and a head_mask that switches a head off
+    # and halves another ride along in the first case: each distinct call signature costs a compile in jitted backends
     head_mask = np.ones((config.num_hidden_layers, config.num_attention_heads), np.float32)
     head_mask[0, min(1, config.num_attention_heads - 1)] = 0.0
     head_mask[-1, 0] = 0.5
     positions = np.broadcast_to(np.arange(3, 3 + s, dtype=np.int64), lead + (s,)).copy()
-    cases.append(
-        Case(
-            "positions_head_mask",
-            head,
-            {"input_ids": _ids(rng, config, lead + (s,)), "position_ids": positions, "head_mask": head_mask},
-            decoder=dec,
-        )
-    )
+    inputs = _base_inputs(head, config, rng, s, pad)
+    inputs.update(position_ids=positions, head_mask=head_mask)
+    inputs.update(_labels(head, config, rng, BATCH, s))
+    inputs.update(output_attentions=True, output_hidden_states=True)
+    cases.append(Case("padded_pair", head, inputs, decoder=dec))
 
+    # embeddings instead of ids; default position_ids and token_type_ids (zeros)
     base = _base_inputs(head, config, rng, s, pad)
     embeds = rng.normal(0.0, 0.5, size=lead + (s, h)).astype(np.float32)
-    inputs = {"inputs_embeds": embeds, "attention_mask": base["attention_mask"], "token_type_ids": base["token_type_ids"]}
+    inputs = {"inputs_embeds": embeds, "attention_mask": base["attention_mask"]}
     inputs.update(_labels(head, config, rng, BATCH, s))
     cases.append(Case("inputs_embeds", head, inputs, decoder=dec))
 
     if head in DECODER_HEADS:
+        # decoder mode with cross-attention; also run incrementally: prefix with use_cache, then the rest with the cache
         enc = rng.normal(0.0, 1.0, size=(BATCH, ENC_SEQ, h)).astype(np.float32)
         enc_mask = np.ones((BATCH, ENC_SEQ), np.int64)
         enc_mask[-1, -2:] = 0
@@ -167,18 +176,7 @@ def build_cases(head: str, config: BertConfig, seed: int = 0) -> List[Case]:
         inputs.update(encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=True, output_attentions=True)
         if dec_only:
             inputs.update(_labels(head, config, rng, BATCH, s))
-        cases.append(Case("cross_attention", head, inputs, decoder=True))
-
-        full = min(s, PREFIX + 2)
-        prefix = min(PREFIX, full - 1)
-        inputs = {
-            "input_ids": _ids(rng, config, (BATCH, full)),
-            "attention_mask": np.ones((BATCH, full), np.int64),
-            "encoder_hidden_states": enc,
-            "encoder_attention_mask": enc_mask,
-            "use_cache": True,
-        }
-        cases.append(Case("incremental", head, inputs, decoder=True, kind="incremental", prefix=prefix))
+        cases.append(Case("cross_attention", head, inputs, decoder=True, kind="incremental", prefix=max(1, s - 2)))
     return cases
 
 
@@ -187,19 +185,25 @@ def grad_case(head: str, config: BertConfig, seed: int = 0) -> Case:
     gradients), ``padded_pair`` without attentions/hidden states otherwise."""
     cases = {c.name: c for c in build_cases(head, config, seed)}
     case = cases["cross_attention"] if head == "BertLMHeadModel" else cases["padded_pair"]
-    inputs = {k: v for k, v in case.inputs.items() if k not in ("output_attentions", "output_hidden_states", "use_cache")}
-    return Case("grad", head, inputs, decoder=case.decoder)
+    # same inputs as the forward case (flags included), so jitted backends reuse its compiled forward after the step
+    return Case(case.name, head, dict(case.inputs), decoder=case.decoder)
 
 
 def split_incremental(case: Case):
-    """(prefix inputs, step inputs without past_key_values, full inputs) of an incremental case."""
+    """(prefix inputs, step inputs without past_key_values, full inputs) of an incremental case.
+
+    Labels and attention outputs are dropped from prefix and step: they compare the cache, not the loss."""
     full = dict(case.inputs)
     p = case.prefix
-    prefix = dict(full)
+    drop = ("labels", "output_attentions", "output_hidden_states")
+    prefix = {k: v for k, v in full.items() if k not in drop}
     prefix["input_ids"] = full["input_ids"][:, :p]
     prefix["attention_mask"] = full["attention_mask"][:, :p]
-    step = dict(full)
+    step = {k: v for k, v in full.items() if k not in drop}
     step["input_ids"] = full["input_ids"][:, p:]
+    if "token_type_ids" in full:
+        prefix["token_type_ids"] = full["token_type_ids"][:, :p]
+        step["token_type_ids"] = full["token_type_ids"][:, p:]
     # the step's mask covers past + new tokens, as in HF generation
     step["attention_mask"] = full["attention_mask"]
     return prefix, step, full
