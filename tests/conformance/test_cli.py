@@ -17,15 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_parity_pass_writes_json(tmp_path, backends, capsys):
     out = tmp_path / "report.json"
-    code = main(["parity", "--backends", ",".join(backends), "--heads", "BertForSequenceClassification,qa",
+    code = main(["parity", "--backends", ",".join(backends), "--heads", "qa",
                  "--no-chain", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.out[-3000:]
-    assert "BertForSequenceClassification" in captured.out and "PASS" in captured.out
-    assert "[1/2]" in captured.err  # progress while it runs
+    assert "BertForQuestionAnswering" in captured.out and "PASS" in captured.out
+    assert "[1/1]" in captured.err  # progress while it runs
     data = json.loads(out.read_text())
     assert data["passed"] is True and data["backends"] == backends
-    assert data["heads"] == ["BertForSequenceClassification", "BertForQuestionAnswering"]
+    assert data["heads"] == ["BertForQuestionAnswering"]
     assert data["tolerance"]["rtol"] == 1e-5
     paths = {r["path"] for r in data["rows"]}
     assert "BertForQuestionAnswering/padded_pair/start_logits" in paths

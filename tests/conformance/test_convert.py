@@ -124,8 +124,12 @@ def test_tf_h5_hf_layout(ckpt, tmp_path):
     src = _hf_dir(ckpt, tmp_path / "h5")
     with h5py.File(src / "tf_model.h5", "w") as f:
         for name, value in ckpt.state.items():
-            parts = name.replace("encoder.layer.", "encoder.layer_._").split(".")
+            parts = name.split(".")
             leaf = parts.pop()
+            for i in range(len(parts) - 1):
+                if parts[i] == "layer" and parts[i + 1].isdigit():
+                    parts[i : i + 2] = [f"layer_._{parts[i + 1]}", ""]
+            parts = [p for p in parts if p]
             transpose = False
             if parts[-1].endswith("_embeddings"):
                 leaf = "weight" if parts[-1] == "word_embeddings" else "embeddings"
