@@ -248,3 +248,12 @@ def test_bf16_autocast():
     assert torch.isfinite(out.logits.float()).all() and torch.isfinite(out.loss)
     assert torch.allclose(out.logits.float(), ref, atol=0.1)
     assert torch.isfinite(dec_out.loss)
+
+
+def test_import_isolation():
+    import subprocess
+    import sys
+
+    code = ("import sys, bert_torch; bad = [m for m in ('tensorflow', 'keras', 'jax', 'flax') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
