@@ -280,7 +280,9 @@ def match_state_dict(
     normalized = normalize_state_dict(state, head)
     info = LoadingInfo()
     weights: "OrderedDict[str, np.ndarray]" = OrderedDict()
-    for name, value in normalized.items():
+    order = {name: i for i, name in enumerate(table)}
+    # table order: the first mismatch reported is the first in the model, and weights come out in model order
+    for name, value in sorted(normalized.items(), key=lambda kv: order.get(kv[0], len(order))):
         spec = table.get(name)
         if spec is None:
             info.unexpected_keys.append(name)
