@@ -335,22 +335,51 @@ def convert(src: Any, dst: Any, *, verify_result: bool = False, to: str = "hf", 
 
 
 def export_savedmodel(source: Source, dst: Path) -> List[Path]:
-    """A serving SavedModel with the in-graph tokenizer (bert_tf.TFBertTokenizer + the head)."""
+    """A serving SavedModel with the in-graph tokenizer: signature ``serving_default(text: string (batch,))`` ->
+    the head's output tensors (e.g. ``logits`` (batch, num_labels)); bert_tf.TFBertTokenizer + the head.
+
+    The tokenizer is built from the source's ``vocab.txt`` (+ ``tokenizer_config.json`` for do_lower_case and the
+    special tokens). Multiple choice needs (batch, choices) inputs and is not exported.
+    """
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import bert_tf
+        import keras
+        import tensorflow as tf
     except ImportError as err:
         raise ConversionError(f"--to savedmodel needs the tf backend: pip install 'multi-bert[tf]' ({err})") from err
-    exporter = None
-    for name in ("export_savedmodel", "export_serving_model", "export_saved_model"):
-        exporter = getattr(bert_tf, name, None) or exporter
-    tokenizer = getattr(bert_tf, "TFBertTokenizer", None)
-    if tokenizer is None or exporter is None:
-        raise ConversionError("--to savedmodel: bert_tf provides no TFBertTokenizer with an export function yet")
+    try:
+        tokenizer_cls = bert_tf.TFBertTokenizer
+    except (AttributeError, ImportError) as err:
+        raise ConversionError(f"--to savedmodel: bert_tf.TFBertTokenizer is unavailable ({err})") from err
     vocab = next((f for f in source.tokenizer_files if f.name == "vocab.txt"), None)
     if vocab is None:
-        raise ConversionError("--to savedmodel needs vocab.txt next to the source checkpoint")
+        raise ConversionError("--to savedmodel needs vocab.txt next to the source checkpoint (the in-graph tokenizer)")
+    if source.head == "BertForMultipleChoice":
+        raise ConversionError("--to savedmodel: BertForMultipleChoice takes (batch, choices) texts; not exported")
+    tokenizer = tokenizer_cls.from_pretrained(str(vocab.parent), max_length=min(512, source.config.max_position_embeddings))
     model = getattr(bert_tf, source.head)(source.config)
     model.load_canonical_weights(source.weights)
-    exporter(model, str(vocab), str(dst))
-    return [dst]
+    tokenizer(tf.constant(["build"]))  # a Keras layer must be built before ExportArchive tracks it
+
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="text")])
+    def serve(text):
+        encoded = tokenizer(text)
+        output = model(
+            input_ids=tf.cast(encoded["input_ids"], tf.int32),
+            attention_mask=tf.cast(encoded["attention_mask"], tf.int32),
+            token_type_ids=tf.cast(encoded["token_type_ids"], tf.int32),
+            training=False,
+        )
+        result = {k: v for k, v in output.items() if isinstance(v, tf.Tensor)}
+        result["input_ids"] = encoded["input_ids"]
+        return result
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)
+    archive.add_endpoint("serving_default", serve)
+    dst.mkdir(parents=True, exist_ok=True)
+    archive.write_out(str(dst), verbose=False)
+    source.config.save_pretrained(dst)  # what the head is, for humans and tools; TF Serving ignores it
+    return [dst / "saved_model.pb", dst / "config.json"]

@@ -183,15 +183,22 @@ def test_keras_file(ckpt, tmp_path, backend_status):
     _assert_same(weights, read_state_dict(tmp_path / "out")[0])
 
 
-def test_minilm_convert_verify(minilm_dir, tmp_path, backend_status):
+def test_minilm_convert_verify_via_cli(minilm_dir, tmp_path, backend_status, capsys):
+    from conformance.cli import main
+
     usable = backend_status[0]
     if not usable:
         pytest.skip("no backend")
-    result = convert(minilm_dir, tmp_path / "out", verify_result=True, backends=usable[:2])
-    assert result.report.passed, [r.path for r in result.report.failures][:10]
+    code = main(["convert", str(minilm_dir), str(tmp_path / "out"), "--verify", "--backends", ",".join(usable),
+                 "--json", str(tmp_path / "verify.json"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (tmp_path / "out" / name).is_file(), name
-    assert any(r.section == "outputs" for r in result.report.rows)
+    data = json.loads((tmp_path / "verify.json").read_text())
+    assert data["passed"] and {r["pair"] for r in data["rows"] if r["section"] == "outputs"} == {
+        f"{b}:source~{b}:result" for b in usable}
+    _assert_same(read_state_dict(minilm_dir)[0], read_state_dict(tmp_path / "out")[0])
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -209,3 +216,33 @@ def test_errors_name_the_problem(ckpt, tmp_path):
     save_state_dict(ckpt.state, bad)
     with pytest.raises(CheckpointError, match="vocab_size"):
         read_source(bad)
+
+
+def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
+    if "tf" not in backend_status[0]:
+        pytest.skip("bert_tf is not usable here")
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow_text")
+    from conformance import get_adapter, head_weights
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "the", "cat", "sat", "##s"]
+    vocab = words + [f"w{i}" for i in range(ckpt.config.vocab_size - len(words))]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    head = "BertForSequenceClassification"
+    weights = head_weights(ckpt, ckpt.config, head)
+    from bert_core.checkpoint import save_pretrained
+
+    save_pretrained(src, ckpt.config, weights, architecture=head)
+    result = convert(src, tmp_path / "serving", to="savedmodel")
+    served = tf.saved_model.load(str(result.destination)).signatures["serving_default"]
+    out = served(text=tf.constant(["hello world", "the cats sat"]))
+    ids = out["input_ids"].numpy()
+    assert ids[0, :4].tolist() == [2, 5, 6, 3]  # [CLS] hello world [SEP]
+    adapter = get_adapter("tf")
+    model = adapter.build(head, ckpt.config, weights)
+    mask = (ids != 0).astype(np.int64)
+    ref = adapter.forward(model, {"input_ids": ids.astype(np.int64), "attention_mask": mask,
+                                  "token_type_ids": np.zeros_like(ids, np.int64)})
+    np.testing.assert_allclose(out["logits"].numpy(), ref["logits"], atol=1e-5)
