@@ -58,15 +58,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=None, module=module)
 
-    args, extra = parser.parse_known_args(argv)
-    if args.func is not None:
-        return args.func(args)
-    try:
-        impl = importlib.import_module(args.module)
-    except ImportError as err:
-        print(f"bert {args.command}: cannot load {args.module}: {err}", file=sys.stderr)
-        return 2
-    return int(impl.main([args.command] + list(args.rest) + list(extra)) or 0)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Delegated commands get their arguments verbatim: argparse's REMAINDER drops the order of options that come
+    # before the first positional (``bert parity --backends torch,tf`` would reach the command scrambled).
+    delegated = {"parity": "conformance.cli", "convert": "conformance.cli", "bench": "benchmarks.cli"}
+    if argv and argv[0] in delegated:
+        command, module = argv[0], delegated[argv[0]]
+        try:
+            impl = importlib.import_module(module)
+        except ImportError as err:
+            print(f"bert {command}: cannot load {module}: {err}", file=sys.stderr)
+            return 2
+        return int(impl.main(argv) or 0)
+    args = parser.parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""Cross-backend conformance: one battery, one tolerance policy, used by the tests and by ``bert parity/convert``.
+
+Importing this package loads no deep-learning framework; adapters import theirs when first used.
+
+    >>> from conformance import run_parity
+    >>> report = run_parity()            # embedded default checkpoint, every installed backend, every head
+    >>> report.passed, report.format_table()
+"""
+
+from .tolerance import DEFAULT_TOLERANCE, Comparison, Tolerance, compare, compare_exact, parse_tolerance
+from .default import Checkpoint, default_checkpoint, default_config
+from .cases import Case, build_cases, GRAD_HEADS
+from .adapters import BackendUnavailable, get_adapter, resolve_backends
+from .runner import Report, Row, head_weights, run_parity
+from .convert import ConversionError, convert, read_source
+
+__all__ = [
+    "DEFAULT_TOLERANCE", "Comparison", "Tolerance", "compare", "compare_exact", "parse_tolerance",
+    "Checkpoint", "default_checkpoint", "default_config", "Case", "build_cases", "GRAD_HEADS",
+    "BackendUnavailable", "get_adapter", "resolve_backends", "Report", "Row", "head_weights", "run_parity",
+    "ConversionError", "convert", "read_source",
+]

@@ -1,0 +1,152 @@
+"""``bert parity`` and ``bert convert`` (dispatched from bert_core.cli). ``main(argv) -> exit code``.
+
+Exit codes: 0 all checks pass; 1 a comparison failed; 2 a usage error (missing source, unknown / not installed
+backend, config and weights that disagree, ...), with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from bert_core.weights import HEADS
+
+from .tolerance import DEFAULT_TOLERANCE, parse_tolerance
+
+HEAD_ALIASES = {h.lower(): h for h in HEADS}
+HEAD_ALIASES.update({h[len("BertFor"):].lower(): h for h in HEADS if h.startswith("BertFor")})
+HEAD_ALIASES.update({"model": "BertModel", "lmhead": "BertLMHeadModel", "lmheadmodel": "BertLMHeadModel",
+                     "mlm": "BertForMaskedLM", "nsp": "BertForNextSentencePrediction", "qa": "BertForQuestionAnswering"})
+
+
+def _split(text: Optional[str]) -> Optional[List[str]]:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def parse_heads(text: Optional[str]) -> Optional[List[str]]:
+    names = _split(text)
+    if names is None:
+        return None
+    out = []
+    for n in names:
+        head = HEAD_ALIASES.get(n.lower())
+        if head is None:
+            raise ValueError(f"unknown head {n!r}; expected some of {', '.join(HEADS)}")
+        out.append(head)
+    return out
+
+
+def _progress(quiet: bool):
+    start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _write_json(path: str, data: dict) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from .runner import run_parity
+
+    tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else DEFAULT_TOLERANCE
+    report = run_parity(
+        args.checkpoint,
+        backends=_split(args.backends),
+        heads=parse_heads(args.heads),
+        tolerance=tolerance,
+        grads=not args.no_grads,
+        chain=not args.no_chain,
+        progress=_progress(args.quiet),
+    )
+    print(report.format_table())
+    if args.json:
+        _write_json(args.json, report.as_dict())
+    return 0 if report.passed else 1
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else DEFAULT_TOLERANCE
+    say = _progress(args.quiet)
+    result = convert(args.src, args.dst, verify_result=args.verify, to=args.to, backends=_split(args.backends),
+                     tolerance=tolerance, progress=say)
+    src = result.source
+    print(f"converted {src.kind} source {src.path} ({src.head}, {len(src.weights)} tensors) -> {result.destination}")
+    for f in result.files:
+        print(f"  {f}")
+    if src.dropped:
+        print(f"  dropped tensors not used by {src.head}: {src.dropped[:8]}")
+    if result.report is not None:
+        print(result.report.format_table())
+        if args.json:
+            _write_json(args.json, result.report.as_dict())
+        return 0 if result.report.passed else 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bert")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("parity", help="run every head on every backend from one checkpoint and compare")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="HF directory or hub id (default: an embedded small deterministic checkpoint)")
+    p.add_argument("--backends", help="comma-separated: torch,tf,flax (default: every installed backend)")
+    p.add_argument("--heads", help=f"comma-separated subset of {', '.join(HEADS)} (default: all)")
+    p.add_argument("--json", help="write the full report (every field) to this file")
+    p.add_argument("--tolerance", help=f"rtol of max|Δ| <= rtol*(1+max|ref|) (default {DEFAULT_TOLERANCE.rtol:g})")
+    p.add_argument("--no-grads", action="store_true", help="skip gradient parity and the SGD step")
+    p.add_argument("--no-chain", action="store_true", help="skip the save/load chain through every backend")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_parity)
+
+    c = sub.add_parser("convert", help="convert a checkpoint to a canonical HF directory")
+    c.add_argument("src", help="HF dir / hub id (any weight format), a .keras file, or a TF1 BERT checkpoint")
+    c.add_argument("dst", help="output directory")
+    c.add_argument("--verify", action="store_true", help="check weights and outputs of the result against the source")
+    c.add_argument("--to", default="hf", choices=["hf", "savedmodel"], help="output format (default hf)")
+    c.add_argument("--backends", help="backends used by --verify (default: installed)")
+    c.add_argument("--tolerance", help="rtol for --verify")
+    c.add_argument("--json", help="write the --verify report here")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help is 0, a usage error 2
+        return int(exit_.code or 0)
+    from bert_core.checkpoint import CheckpointError
+
+    from .adapters import BackendUnavailable
+    from .convert import ConversionError
+
+    try:
+        return int(args.func(args))
+    except (BackendUnavailable, CheckpointError, ConversionError, FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"bert {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
