@@ -110,3 +110,11 @@ def check_multiple_choice_shape(name: str, shape: Optional[Sequence[int]], rank:
             f"{name} for multiple choice must be (batch, num_choices, seq_len){'' if rank == 3 else ', hidden'}, "
             f"got shape {tuple(shape)}"
         )
+
+
+def check_qa_num_labels(config: BertConfig) -> None:
+    """The QA head splits its logits into start and end: it needs exactly two labels."""
+    if config.num_labels != 2:
+        raise ValueError(
+            f"BertForQuestionAnswering needs config.num_labels=2 (start and end logits), got num_labels={config.num_labels}"
+        )

@@ -1048,6 +1048,7 @@ class BertForQuestionAnswering(_HeadBase):
     head_name = "BertForQuestionAnswering"
 
     def _build_head(self, config, kw):
+        validation.check_qa_num_labels(config)
         self.qa_outputs = nnx.Linear(config.hidden_size, config.num_labels, dtype=kw["dtype"],
                                      param_dtype=kw["param_dtype"], rngs=kw["rngs"])
 
@@ -1060,8 +1061,6 @@ class BertForQuestionAnswering(_HeadBase):
         out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                          output_attentions, output_hidden_states, deterministic)
         logits = self.qa_outputs(out.last_hidden_state)
-        if logits.shape[-1] != 2:
-            raise ValueError(f"BertForQuestionAnswering needs config.num_labels=2 (start, end), got {logits.shape[-1]}")
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
         if start_positions is not None and end_positions is not None:

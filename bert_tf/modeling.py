@@ -1219,6 +1219,7 @@ class BertForQuestionAnswering(_ClassifierModel):
     _classifier_attr = "qa_outputs"
 
     def _make_layers(self) -> None:
+        validation.check_qa_num_labels(self.config)
         BertPreTrainedModel._make_layers(self)
         self.qa_outputs = _dense(self.config.num_labels, "qa_outputs")
 

@@ -1114,6 +1114,7 @@ class BertForQuestionAnswering(_HeadModel):
 
     def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
         super().__init__(config)
+        validation.check_qa_num_labels(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False, seed=None)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
