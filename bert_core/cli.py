@@ -31,6 +31,22 @@ def installed_backends() -> List[str]:
     return [name for name, (_, dists, _) in BACKEND_PACKAGES.items() if _version(dists[0]) is not None]
 
 
+# modules each backend package cannot import without
+_REQUIRED_MODULES = {"torch": ("torch",), "tf": ("tensorflow", "keras"), "flax": ("jax", "flax")}
+
+
+def require_backend(name: str) -> None:
+    """Raise ImportError naming the extra to install when ``name``'s framework is missing (checked without importing)."""
+    import importlib.util
+
+    missing = [m for m in _REQUIRED_MODULES[name] if importlib.util.find_spec(m) is None]
+    if missing:
+        package, _, extra = BACKEND_PACKAGES[name]
+        raise ImportError(
+            f"{package} needs {', '.join(missing)}, which is not installed: pip install 'multi-bert[{extra}]'"
+        )
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     print(f"multi-bert {_version('multi-bert') or 'source tree'} on Python {sys.version.split()[0]}")
     for dist in ("numpy", "safetensors", "huggingface_hub", "tokenizers"):

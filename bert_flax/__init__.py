@@ -1,5 +1,10 @@
 """BERT on Flax NNX, numerically equal to HF transformers 4.57 BERT. Imports neither torch nor tensorflow."""
 
+from bert_core.cli import require_backend
+
+require_backend("flax")  # a clear ImportError naming the extra, before the framework import fails
+
+
 from .modeling import (
     ALL_CLASSES,
     BertForMaskedLM,

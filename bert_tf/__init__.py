@@ -4,6 +4,11 @@
 changing the import. Importing this package selects the TensorFlow Keras backend when none is chosen yet.
 """
 
+from bert_core.cli import require_backend
+
+require_backend("tf")  # a clear ImportError naming the extra, before the framework import fails
+
+
 from .modeling import (
     BertForMaskedLM,
     BertForMultipleChoice,

@@ -1,5 +1,10 @@
 """PyTorch backend of the multi-framework BERT library (numerically equal to HF transformers 4.57 BERT)."""
 
+from bert_core.cli import require_backend
+
+require_backend("torch")  # a clear ImportError naming the extra, before the framework import fails
+
+
 from bert_core.outputs import register_torch_pytree_nodes
 
 # torch.compile / torch.export flatten our outputs; register them once, at import.
