@@ -8,10 +8,7 @@ fast; one case, batch 2 x 8). Our saves load in HF with no missing or unexpected
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # HF's TF classes need tf-keras; bert_tf uses Keras 3 regardless
-
+# TF_USE_LEGACY_KERAS=1 (HF's TF classes need tf-keras) is set by tests/conftest.py in the oracle env.
 from collections import OrderedDict
 
 import numpy as np
