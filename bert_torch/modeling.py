@@ -1,0 +1,1180 @@
+"""BERT in PyTorch, numerically equal to HF transformers 4.57 ``modeling_bert``.
+
+Read top to bottom: activations, then the module ladder named like the checkpoint (``embeddings``,
+``encoder.layer.{i}.attention.self.query`` ...), then ``BertModel``, the shared model machinery (weights in and out
+through ``bert_core``), and the eight heads. Every weight name, shape, initial value, output class and input check
+comes from ``bert_core``; this file only computes.
+
+Shapes below: B batch, S new sequence length, P cached (past) length, K = P + S key length, E encoder length,
+H hidden size, N heads, D head size (H / N), V vocab size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch import nn
+
+from bert_core import validation
+from bert_core.checkpoint import load_head_weights
+from bert_core.checkpoint import save_pretrained as _save_checkpoint
+from bert_core.config import BertConfig
+from bert_core.init import complete_weights, init_weights
+from bert_core.outputs import (
+    BaseModelOutputWithPastAndCrossAttentions,
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    BertForPreTrainingOutput,
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from bert_core.weights import TIED_DECODER, backend_path, head_has_pooler, stored_weights
+
+# A layer's cache entry: (self_k, self_v) or (self_k, self_v, cross_k, cross_v), each (B, N, K or E, D).
+LayerCache = Tuple[torch.Tensor, ...]
+
+
+# ----------------------------------------------------------------------------------------------- activations
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    # HF's "gelu_new" (GPT-2 / original BERT TF code), written with pow as HF does so the rounding matches.
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def _gelu_fast(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _gelu_python(x: torch.Tensor) -> torch.Tensor:
+    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_python": _gelu_python,
+    "gelu_new": _gelu_tanh,
+    "gelu_fast": _gelu_fast,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "mish": F.mish,
+}
+
+
+def _is_tracing() -> bool:
+    """True under torch.compile / torch.export, where reading tensor values (``.item()``) is not allowed."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is None:
+        return False
+    is_exporting = getattr(compiler, "is_exporting", lambda: False)
+    return bool(compiler.is_compiling() or is_exporting())
+
+
+# ----------------------------------------------------------------------------------------------- embeddings
+
+class BertEmbeddings(nn.Module):
+    """word + token type (+ absolute position) embeddings, then LayerNorm and dropout -> float (B, S, H)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.position_embedding_type = config.position_embedding_type
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        past_length: int = 0,
+    ) -> torch.Tensor:
+        """input_ids int (B, S) or inputs_embeds float (B, S, H); position_ids default to P..P+S-1."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, seq = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        if self.position_embedding_type == "absolute":
+            if position_ids is None:
+                position_ids = torch.arange(past_length, past_length + seq, device=device)[None, :]
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+# ----------------------------------------------------------------------------------------------- attention
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention with optional relative positions and a key/value cache.
+
+    ``use_sdpa`` (default True) sends the computation through ``F.scaled_dot_product_attention`` whenever the
+    probabilities are not needed (no ``output_attentions``, no ``head_mask``, absolute positions); the explicit path
+    gives the same numbers up to float rounding.
+    """
+
+    def __init__(self, config: BertConfig, position_embedding_type: Optional[str] = None) -> None:
+        super().__init__()
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = config.head_dim
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.query = nn.Linear(config.hidden_size, self.all_head_size)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.position_embedding_type = position_embedding_type or config.position_embedding_type
+        self.max_position_embeddings = config.max_position_embeddings
+        if self.position_embedding_type in ("relative_key", "relative_key_query"):
+            self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.attention_head_size)
+        self.use_sdpa = True
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, L, N*D) -> (B, N, L, D); N comes from the module because prune_heads may shrink it.
+        return x.view(x.shape[0], -1, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        cache_active: bool = False,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
+        """hidden_states float (B, S, H); attention_mask additive float broadcastable to (B, N, S, K).
+
+        For cross-attention ``past`` holds the encoder keys/values, reused instead of recomputed.
+
+        Returns:
+            (context float (B, S, H), probs float (B, N, S, K) or None, (keys, values) each (B, N, K, D)).
+        """
+        query = self._heads(self.query(hidden_states))
+        is_cross = encoder_hidden_states is not None
+        if is_cross and past is not None:
+            key, value = past
+        else:
+            source = encoder_hidden_states if is_cross else hidden_states
+            key, value = self._heads(self.key(source)), self._heads(self.value(source))
+            if past is not None:
+                key = torch.cat([past[0], key], dim=2)
+                value = torch.cat([past[1], value], dim=2)
+        relative = self.position_embedding_type in ("relative_key", "relative_key_query")
+
+        if self.use_sdpa and not (output_attentions or head_mask is not None or relative):
+            mask = attention_mask
+            if mask is not None and mask.dtype != query.dtype:
+                # The mask holds finfo(float32).min; clamp before narrowing so it stays finite in bf16/fp16.
+                mask = mask.clamp(min=torch.finfo(query.dtype).min).to(query.dtype)
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
+            )
+            probs = None
+        else:
+            scores = torch.matmul(query, key.transpose(-1, -2))
+            if relative:
+                q_len, k_len = query.shape[2], key.shape[2]
+                if cache_active:
+                    # HF 4.57 places every query at the last key position whenever a cache object exists.
+                    left = torch.full((1, 1), k_len - 1, dtype=torch.long, device=query.device)
+                else:
+                    left = torch.arange(q_len, dtype=torch.long, device=query.device)[:, None]
+                right = torch.arange(k_len, dtype=torch.long, device=query.device)[None, :]
+                distance = self.distance_embedding(left - right + self.max_position_embeddings - 1).to(query.dtype)
+                scores = scores + torch.einsum("bhld,lrd->bhlr", query, distance)
+                if self.position_embedding_type == "relative_key_query":
+                    scores = scores + torch.einsum("bhrd,lrd->bhlr", key, distance)
+            scores = scores / math.sqrt(self.attention_head_size)
+            if attention_mask is not None:
+                scores = scores + attention_mask
+            probs = self.dropout(torch.softmax(scores, dim=-1))
+            if head_mask is not None:
+                probs = probs * head_mask
+            context = torch.matmul(probs, value)
+        context = context.transpose(1, 2).reshape(hidden_states.shape[0], -1, self.all_head_size)
+        return context, (probs if output_attentions else None), (key, value)
+
+
+class BertSelfOutput(nn.Module):
+    """dense + dropout + residual LayerNorm after attention: float (B, S, H) -> (B, S, H)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BertAttention(nn.Module):
+    """Self- or cross-attention block: ``self`` (projections) and ``output`` (dense + LayerNorm)."""
+
+    def __init__(self, config: BertConfig, position_embedding_type: Optional[str] = None) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config, position_embedding_type)
+        self.output = BertSelfOutput(config)
+        self.pruned_heads: set = set()
+
+    def prune_heads(self, heads: Sequence[int]) -> None:
+        """Remove attention heads (indices as originally numbered); shrinks query/key/value and output.dense."""
+        heads = set(heads) - self.pruned_heads
+        if not heads:
+            return
+        size = self.self.attention_head_size
+        # Map original head numbers to current positions, since earlier prunes shifted them.
+        keep = torch.ones(self.self.num_attention_heads, size)
+        for head in heads:
+            head = head - sum(1 for h in self.pruned_heads if h < head)
+            keep[head] = 0
+        index = torch.arange(keep.numel())[keep.view(-1).eq(1)]
+        self.self.query = _prune_linear(self.self.query, index, dim=0)
+        self.self.key = _prune_linear(self.self.key, index, dim=0)
+        self.self.value = _prune_linear(self.self.value, index, dim=0)
+        self.output.dense = _prune_linear(self.output.dense, index, dim=1)
+        self.self.num_attention_heads -= len(heads)
+        self.self.all_head_size = self.self.num_attention_heads * size
+        self.pruned_heads |= heads
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None, past=None,
+                cache_active=False, output_attentions=False):
+        context, probs, present = self.self(
+            hidden_states, attention_mask, head_mask, encoder_hidden_states, past, cache_active, output_attentions
+        )
+        return self.output(context, hidden_states), probs, present
+
+
+def _prune_linear(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    index = index.to(layer.weight.device)
+    weight = layer.weight.index_select(dim, index).detach().clone()
+    bias = layer.bias if dim == 1 else layer.bias[index]
+    new = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        new.bias.copy_(bias.detach())
+    return new
+
+
+# ----------------------------------------------------------------------------------------------- feed-forward
+
+class BertIntermediate(nn.Module):
+    """dense H -> intermediate_size, then config.hidden_act."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class BertOutput(nn.Module):
+    """dense intermediate_size -> H, dropout, residual LayerNorm."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BertLayer(nn.Module):
+    """attention (+ crossattention in decoders with add_cross_attention) + feed-forward, optionally chunked."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.chunk_size_feed_forward = config.chunk_size_feed_forward
+        self.attention = BertAttention(config)
+        if config.add_cross_attention:
+            if not config.is_decoder:
+                raise ValueError("add_cross_attention=True needs is_decoder=True (cross-attention is for decoders)")
+            self.crossattention = BertAttention(config, position_embedding_type="absolute")
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past: Optional[LayerCache] = None, cache_active: bool = False,
+                output_attentions: bool = False):
+        """Returns (hidden float (B, S, H), self probs or None, cross probs or None, present cache entry)."""
+        attention_output, self_probs, present = self.attention(
+            hidden_states, attention_mask, head_mask, None, None if past is None else past[:2], cache_active,
+            output_attentions,
+        )
+        cross_probs = None
+        if encoder_hidden_states is not None:
+            cross_past = past[2:] if past is not None and len(past) == 4 else None
+            attention_output, cross_probs, cross_present = self.crossattention(
+                attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
+                cache_active, output_attentions,
+            )
+            present = present + cross_present
+        chunk = self.chunk_size_feed_forward
+        if chunk > 0:
+            # Position-wise feed-forward: chunks along the sequence give the same result with less peak memory.
+            pieces = [self._feed_forward(part) for part in attention_output.split(chunk, dim=1)]
+            layer_output = torch.cat(pieces, dim=1)
+        else:
+            layer_output = self._feed_forward(attention_output)
+        return layer_output, self_probs, cross_probs, present
+
+    def _feed_forward(self, attention_output: torch.Tensor) -> torch.Tensor:
+        return self.output(self.intermediate(attention_output), attention_output)
+
+
+class BertEncoder(nn.Module):
+    """The stack ``layer[0..L-1]``; gradient checkpointing recomputes each layer in backward when training."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past_key_values=None, use_cache=False, cache_active=False,
+                output_attentions=False, output_hidden_states=False) -> BaseModelOutputWithPastAndCrossAttentions:
+        all_hidden = () if output_hidden_states else None
+        all_self = () if output_attentions else None
+        all_cross = () if output_attentions and self.config.add_cross_attention else None
+        presents = () if use_cache else None
+        for i, layer in enumerate(self.layer):
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states,)
+            layer_head_mask = None if head_mask is None else head_mask[i]
+            past = None if past_key_values is None else past_key_values[i]
+            args = (hidden_states, attention_mask, layer_head_mask, encoder_hidden_states, encoder_attention_mask,
+                    past, cache_active, output_attentions)
+            if self.gradient_checkpointing and self.training:
+                hidden_states, self_probs, cross_probs, present = torch.utils.checkpoint.checkpoint(
+                    layer, *args, use_reentrant=False
+                )
+            else:
+                hidden_states, self_probs, cross_probs, present = layer(*args)
+            if use_cache:
+                presents = presents + (present,)
+            if output_attentions:
+                all_self = all_self + (self_probs,)
+                if all_cross is not None:
+                    all_cross = all_cross + (cross_probs,)
+        if output_hidden_states:
+            all_hidden = all_hidden + (hidden_states,)
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states, past_key_values=presents, hidden_states=all_hidden,
+            attentions=all_self, cross_attentions=all_cross,
+        )
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(first token)): float (B, S, H) -> (B, H)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+# ----------------------------------------------------------------------------------------------- LM / NSP heads
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """transform, then ``decoder`` (weight tied to the word embeddings by the owning model) + ``bias``: -> (B, S, V)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        # One Parameter under two names, as in HF, so the decoder's fused addmm matches HF bit for bit.
+        self.decoder.bias = self.bias
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+class BertOnlyNSPHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.seq_relationship(pooled_output)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, sequence_output, pooled_output):
+        return self.predictions(sequence_output), self.seq_relationship(pooled_output)
+
+
+# ----------------------------------------------------------------------------------------------- shared machinery
+
+class BertPreTrainedModel(nn.Module):
+    """Weights in/out through ``bert_core`` (canonical names, PyTorch layout), save/load, embeddings helpers.
+
+    Subclasses set ``head_name`` and build their modules in ``__init__`` then call :meth:`_post_init`.
+    """
+
+    head_name = "BertModel"
+    _add_pooling_layer: Optional[bool] = None  # None: the head's default (bert_core.weights.head_has_pooler)
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"config must be a bert_core BertConfig, got {type(config).__name__}")
+        self.config = config
+
+    def _post_init(self, seed: Optional[int]) -> None:
+        self.tie_weights()
+        if seed is not None:
+            self.load_canonical_weights(init_weights(self.config, self.head_name, seed,
+                                                     add_pooling_layer=self._add_pooling_layer))
+        self.set_attn_implementation("sdpa")
+
+    # -------------------------------------------------------------- canonical weights
+    def _weight_table(self):
+        return stored_weights(self.config, self.head_name, self._add_pooling_layer)
+
+    def _tensor(self, name: str) -> torch.Tensor:
+        path, _ = backend_path(self._weight_table()[name], "torch")
+        obj: Any = self
+        for part in path:
+            obj = getattr(obj, part)  # ModuleList children are registered under "0", "1", ...
+        return obj
+
+    def load_canonical_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set every stored tensor from canonical PyTorch-layout arrays (names of ``bert_core.weights.stored_weights``).
+
+        Raises:
+            KeyError: names missing from ``weights`` or not tensors of this model (all listed).
+            ValueError: arrays with the wrong shape, naming each with both shapes.
+        """
+        table = self._weight_table()
+        missing = [n for n in table if n not in weights]
+        unexpected = [n for n in weights if n not in table and n != TIED_DECODER]
+        if missing or unexpected:
+            raise KeyError(f"{self.head_name}.load_canonical_weights: missing {missing}, unexpected {unexpected}")
+        wrong = [f"{n}: got {tuple(np.shape(weights[n]))}, expected {spec.shape}" for n, spec in table.items()
+                 if tuple(np.shape(weights[n])) != spec.shape]
+        if wrong:
+            raise ValueError(f"{self.head_name}.load_canonical_weights: wrong shapes: {'; '.join(wrong)}")
+        with torch.no_grad():
+            for name in table:
+                target = self._tensor(name)
+                target.copy_(torch.as_tensor(np.asarray(weights[name]), dtype=target.dtype))
+
+    def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
+        """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
+        return OrderedDict(
+            (name, self._tensor(name).detach().to("cpu", torch.float32).numpy().copy()) for name in self._weight_table()
+        )
+
+    # -------------------------------------------------------------- load / save
+    @classmethod
+    def _build(cls, config: BertConfig, seed: Optional[int], add_pooling_layer: Optional[bool]):
+        return cls(config, seed=seed)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: Union[str, os.PathLike],
+        *,
+        config: Optional[BertConfig] = None,
+        revision: Optional[str] = None,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        token: Optional[Union[str, bool]] = None,
+        local_files_only: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        seed: int = 0,
+        torch_dtype: Optional[Union[str, torch.dtype]] = None,
+        add_pooling_layer: Optional[bool] = None,
+        **config_overrides: Any,
+    ):
+        """Load a local directory or hub id (safetensors / .bin / .h5 / .msgpack) into this head, in eval mode.
+
+        Head weights the checkpoint lacks are initialised from ``seed`` (``bert_core.init``). ``config_overrides``
+        (``num_labels=``, ``id2label=``, ``problem_type=``, ``is_decoder=`` ...) update the loaded config.
+        ``torch_dtype``: a torch dtype, its name ("bfloat16"), or "auto" (float32; checkpoints are read as float32).
+
+        Returns:
+            the model, or ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})``
+            when ``output_loading_info``.
+        """
+        pool = add_pooling_layer if cls.head_name == "BertModel" else None
+        config, weights, info = load_head_weights(
+            name_or_path, cls.head_name, config=config, add_pooling_layer=pool,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, revision=revision, cache_dir=cache_dir, token=token,
+            local_files_only=local_files_only, **config_overrides,
+        )
+        model = cls._build(config, None, pool)
+        model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
+        if torch_dtype is not None and torch_dtype != "auto":
+            model.to(getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype)
+        model.eval()
+        return (model, info.as_dict()) if output_loading_info else model
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], max_shard_size: Union[int, str] = "5GB"):
+        """Write ``config.json`` + ``model.safetensors`` (float32, HF names), loadable by HF ``BertFor*``."""
+        return _save_checkpoint(save_directory, self.config, self.canonical_weights(),
+                                architecture=self.head_name, max_shard_size=max_shard_size)
+
+    # -------------------------------------------------------------- embeddings / tying / pruning
+    def _backbone(self) -> "BertModel":
+        return self if isinstance(self, BertModel) else self.bert
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self._backbone().embeddings.word_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self._backbone().embeddings.word_embeddings = embeddings
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> Optional[nn.Linear]:
+        cls_head = getattr(self, "cls", None)
+        predictions = getattr(cls_head, "predictions", None)
+        return None if predictions is None else predictions.decoder
+
+    def tie_weights(self) -> None:
+        """Make the MLM decoder weight the word-embedding Parameter itself (unless tie_word_embeddings is False)."""
+        decoder = self.get_output_embeddings()
+        if decoder is not None and self.config.tie_word_embeddings:
+            decoder.weight = self.get_input_embeddings().weight
+
+    def resize_token_embeddings(self, new_num_tokens: int, seed: int = 0) -> nn.Embedding:
+        """Grow or shrink the vocabulary: word embeddings, (untied) decoder, decoder bias and config.vocab_size.
+
+        Kept rows are copied; new rows are drawn from normal(0, initializer_range) (seeded), new bias entries are 0.
+        """
+        old = self.get_input_embeddings()
+        old_n, dim = old.weight.shape
+        if new_num_tokens == old_n:
+            return old
+        keep = min(old_n, new_num_tokens)
+        gen = torch.Generator().manual_seed(seed)
+
+        def grown(weight: torch.Tensor) -> torch.Tensor:
+            fresh = torch.randn(new_num_tokens, dim, generator=gen) * self.config.initializer_range
+            fresh = fresh.to(weight.dtype).to(weight.device)
+            fresh[:keep] = weight.detach()[:keep]
+            return fresh
+
+        pad = self.config.pad_token_id if self.config.pad_token_id is not None and self.config.pad_token_id < new_num_tokens else None
+        new = nn.Embedding(new_num_tokens, dim, padding_idx=pad, device=old.weight.device, dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(grown(old.weight))
+        self._backbone().embeddings.word_embeddings = new
+        decoder = self.get_output_embeddings()
+        if decoder is not None:
+            predictions = self.cls.predictions
+            if not self.config.tie_word_embeddings:
+                new_decoder = nn.Linear(dim, new_num_tokens, bias=False, device=old.weight.device,
+                                        dtype=old.weight.dtype)
+                with torch.no_grad():
+                    new_decoder.weight.copy_(grown(decoder.weight))
+                predictions.decoder = new_decoder
+            bias = torch.zeros(new_num_tokens, dtype=predictions.bias.dtype, device=predictions.bias.device)
+            bias[:keep] = predictions.bias.detach()[:keep]
+            predictions.bias = nn.Parameter(bias)
+            predictions.decoder.bias = predictions.bias
+            predictions.decoder.out_features = new_num_tokens
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return new
+
+    def prune_heads(self, heads_to_prune: Mapping[int, Sequence[int]]) -> None:
+        """Remove self-attention heads: ``{layer: [head, ...]}``. Recorded in ``config.pruned_heads``."""
+        backbone = self._backbone()
+        pruned = dict(getattr(self.config, "pruned_heads", None) or {})
+        for layer, heads in heads_to_prune.items():
+            backbone.encoder.layer[int(layer)].attention.prune_heads(heads)
+            pruned[int(layer)] = sorted(set(pruned.get(int(layer), [])) | set(heads))
+        self.config.pruned_heads = pruned
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each layer in backward (torch.utils.checkpoint, use_reentrant=False); only while training."""
+        self._backbone().encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._backbone().encoder.gradient_checkpointing = False
+
+    def set_attn_implementation(self, name: str) -> None:
+        """"sdpa" (default: F.scaled_dot_product_attention where possible) or "eager" (explicit softmax always)."""
+        if name not in ("sdpa", "eager"):
+            raise ValueError(f"attention implementation must be 'sdpa' or 'eager', got {name!r}")
+        for module in self.modules():
+            if isinstance(module, BertSelfAttention):
+                module.use_sdpa = name == "sdpa"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.get_input_embeddings().weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.get_input_embeddings().weight.device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _finish(output, return_dict: Optional[bool], config: BertConfig):
+    return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
+
+
+def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = -100):
+    return F.cross_entropy(logits.reshape(-1, num_classes), labels.reshape(-1), ignore_index=ignore_index)
+
+
+# ----------------------------------------------------------------------------------------------- BertModel
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder (or decoder, with ``config.is_decoder``): embeddings, encoder, optional pooler.
+
+    Args:
+        config: a ``bert_core`` BertConfig.
+        add_pooling_layer: build ``pooler`` (tanh(dense(first token))).
+        seed: initial weights from ``bert_core.init.init_weights(config, "BertModel", seed)``; None keeps
+            PyTorch's default initialisation (used when weights are loaded right after).
+    """
+
+    head_name = "BertModel"
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self._add_pooling_layer = bool(add_pooling_layer)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self._post_init(seed)
+
+    @classmethod
+    def _build(cls, config, seed, add_pooling_layer):
+        return cls(config, add_pooling_layer=True if add_pooling_layer is None else add_pooling_layer, seed=seed)
+
+    def _validate(self, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids, head_mask,
+                  encoder_hidden_states, past_key_values) -> int:
+        """Eager input checks (bert_core wording). Value checks are skipped while tracing. Returns the past length."""
+        config = self.config
+        validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
+        validation.check_decoder_inputs(config, encoder_hidden_states is not None, past_key_values is not None)
+        if input_ids is not None:
+            validation.check_rank("input_ids", tuple(input_ids.shape), 2, "batch, seq_len")
+            shape = tuple(input_ids.shape)
+        else:
+            validation.check_rank("inputs_embeds", tuple(inputs_embeds.shape), 3, "batch, seq_len, hidden")
+            shape = tuple(inputs_embeds.shape[:2])
+        ref = "input_ids" if input_ids is not None else "inputs_embeds[:2]"
+        past_length = 0 if past_key_values is None else int(past_key_values[0][0].shape[-2])
+        validation.check_sequence_length(shape[1], past_length, config.max_position_embeddings)
+        if token_type_ids is not None:
+            validation.check_same_shape("token_type_ids", tuple(token_type_ids.shape), ref, shape)
+        if position_ids is not None and position_ids.dim() == 2 and position_ids.shape[0] != 1:
+            validation.check_same_shape("position_ids", tuple(position_ids.shape), ref, shape)
+        if attention_mask is not None:
+            validation.check_attention_mask(tuple(attention_mask.shape), shape[0], past_length + shape[1])
+        if head_mask is not None:
+            validation.check_head_mask(tuple(head_mask.shape), config.num_hidden_layers, config.num_attention_heads)
+        if not _is_tracing():
+            if input_ids is not None and input_ids.numel():
+                validation.check_token_ids(int(input_ids.min()), int(input_ids.max()), config.vocab_size)
+            if token_type_ids is not None and token_type_ids.numel():
+                validation.check_token_type_ids(int(token_type_ids.min()), int(token_type_ids.max()),
+                                                config.type_vocab_size)
+            if position_ids is not None and position_ids.numel() and config.position_embedding_type == "absolute":
+                validation.check_position_ids(int(position_ids.min()), int(position_ids.max()),
+                                              config.max_position_embeddings)
+        return past_length
+
+    def _extended_mask(self, mask: torch.Tensor, seq_len: int) -> torch.Tensor:
+        """1/0 mask (B, K) or (B, S, K) or (B, 1|N, S, K) -> additive float (B, 1, 1|S, K): 0 keep, finfo.min drop."""
+        dtype = self.dtype
+        if mask.dim() == 3:
+            mask = mask[:, None, :, :]
+        elif mask.dim() == 2:
+            if self.config.is_decoder:
+                key_len = mask.shape[1]
+                # Query i sits at absolute position P + i and sees keys 0..P+i.
+                q_pos = torch.arange(seq_len, device=mask.device)[:, None] + (key_len - seq_len)
+                causal = torch.arange(key_len, device=mask.device)[None, :] <= q_pos
+                mask = causal[None, None, :, :].to(mask.dtype) * mask[:, None, None, :]
+            else:
+                mask = mask[:, None, None, :]
+        mask = mask.to(dtype)
+        return (1.0 - mask) * torch.finfo(dtype).min
+
+    def _head_mask(self, head_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """(N,) or (L, N) with 1 keep / 0 drop -> (L, 1, N, 1, 1) multiplying each layer's probabilities."""
+        if head_mask is None:
+            return None
+        if head_mask.dim() == 1:
+            head_mask = head_mask[None].expand(self.config.num_hidden_layers, -1)
+        return head_mask[:, None, :, None, None].to(self.dtype)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_values: Optional[Sequence[LayerCache]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ):
+        """Encode (or decode) a batch.
+
+        Args:
+            input_ids: int (B, S) token ids in [0, vocab_size); or inputs_embeds: float (B, S, H).
+            attention_mask: 1 keep / 0 pad, (B, P + S) (or (B, S, K) / 4-D); default all ones.
+            token_type_ids: int (B, S) segment ids; default zeros. position_ids: int (B or 1, S); default P..P+S-1.
+            head_mask: float (N,) or (L, N), 1 keep / 0 drop a head.
+            encoder_hidden_states: float (B, E, H) for cross-attention; encoder_attention_mask: (B, E), 1 keep.
+            past_key_values: tuple per layer of (self_k, self_v[, cross_k, cross_v]), each float (B, N, P|E, D).
+            use_cache: decoders only (default config.use_cache); return the updated cache.
+            output_attentions / output_hidden_states / return_dict: default from config.
+
+        Returns:
+            BaseModelOutputWithPoolingAndCrossAttentions (or its ``to_tuple()`` when return_dict is False).
+        """
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        use_cache = (config.use_cache if use_cache is None else use_cache) if config.is_decoder else False
+        if self.encoder.gradient_checkpointing and self.training:
+            use_cache = False  # the cache would be rebuilt in backward; HF drops it too
+        past_length = self._validate(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids,
+                                     head_mask, encoder_hidden_states, past_key_values)
+        cache_active = config.is_decoder and (use_cache or past_key_values is not None)
+
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        batch, seq_len = embedding_output.shape[:2]
+        if attention_mask is None:
+            attention_mask = torch.ones((batch, past_length + seq_len), device=embedding_output.device)
+        extended_mask = self._extended_mask(attention_mask, seq_len)
+        encoder_mask = None
+        if encoder_hidden_states is not None:
+            if encoder_attention_mask is None:
+                encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=embedding_output.device)
+            m = encoder_attention_mask
+            m = m[:, None, :, :] if m.dim() == 3 else (m[:, None, None, :] if m.dim() == 2 else m)
+            encoder_mask = (1.0 - m.to(self.dtype)) * torch.finfo(self.dtype).min
+
+        encoded = self.encoder(
+            embedding_output, extended_mask, self._head_mask(head_mask), encoder_hidden_states, encoder_mask,
+            past_key_values, use_cache, cache_active, output_attentions, output_hidden_states,
+        )
+        sequence_output = encoded.last_hidden_state
+        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        output = BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=encoded.hidden_states,
+            past_key_values=encoded.past_key_values, attentions=encoded.attentions,
+            cross_attentions=encoded.cross_attentions,
+        )
+        return _finish(output, return_dict, config)
+
+
+# ----------------------------------------------------------------------------------------------- heads
+
+class _HeadModel(BertPreTrainedModel):
+    """A head on ``bert``: forwards the common arguments and always asks the backbone for a dict."""
+
+    def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                  output_attentions, output_hidden_states, **decoder_kwargs) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        return self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, **decoder_kwargs,
+        )
+
+
+class BertForPreTraining(_HeadModel):
+    """MLM + NSP heads (``cls.predictions``, ``cls.seq_relationship``). loss = MLM CE + NSP CE when both labels given."""
+
+    head_name = "BertForPreTraining"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
+        self.cls = BertPreTrainingHeads(config)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        """labels: int (B, S), -100 ignored; next_sentence_label: int (B,), 0 = B follows A.
+
+        Returns BertForPreTrainingOutput: prediction_logits float (B, S, V), seq_relationship_logits float (B, 2).
+        """
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states)
+        prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            loss = (_cross_entropy(prediction_scores, labels, self.config.vocab_size)
+                    + _cross_entropy(nsp_scores, next_sentence_label, 2))
+        return _finish(BertForPreTrainingOutput(
+            loss=loss, prediction_logits=prediction_scores, seq_relationship_logits=nsp_scores,
+            hidden_states=out.hidden_states, attentions=out.attentions), return_dict, self.config)
+
+
+class BertLMHeadModel(_HeadModel):
+    """Causal LM head (needs ``config.is_decoder``): next-token logits, loss on labels shifted by one, generation."""
+
+    head_name = "BertLMHeadModel"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
+        self.cls = BertOnlyMLMHead(config)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """labels: int (B, S); logits[:, t] is scored against labels[:, t+1] (-100 ignored). Giving labels turns
+        the cache off, as in HF.
+
+        Returns CausalLMOutputWithCrossAttentions: logits float (B, S, V), past_key_values when use_cache.
+        """
+        if labels is not None:
+            use_cache = False
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
+                             encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
+                             use_cache=use_cache)
+        logits = self.cls(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            # float32 loss even under autocast, like HF's ForCausalLMLoss
+            loss = _cross_entropy(logits[:, :-1].float(), labels[:, 1:], self.config.vocab_size)
+        return _finish(CausalLMOutputWithCrossAttentions(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict, self.config)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                 max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
+                 top_k: Optional[int] = None, eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None, encoder_hidden_states: Optional[torch.Tensor] = None,
+                 encoder_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Greedy or sampled continuation using the key/value cache.
+
+        Args:
+            input_ids: int (B, S) prompt. attention_mask: (B, S) 1 keep / 0 pad (default ones).
+            do_sample: sample from softmax(logits / temperature), restricted to the top_k logits when given;
+                otherwise argmax. generator: torch.Generator for reproducible sampling.
+            eos_token_id: a sequence that produced it is finished; later positions get pad_token_id
+                (default config.pad_token_id). Stops early once every sequence is finished.
+
+        Returns:
+            int (B, S + T) with T <= max_new_tokens.
+        """
+        if not self.config.is_decoder:
+            raise ValueError("generate needs config.is_decoder=True (a causal mask); load with is_decoder=True")
+        if do_sample and temperature <= 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        extra = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
+        out = self(input_ids, attention_mask=attention_mask, use_cache=True, return_dict=True, **extra)
+        sequences = input_ids
+        finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1, :].float()
+            if do_sample:
+                logits = logits / temperature
+                if top_k is not None and top_k < logits.shape[-1]:
+                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                next_token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+            else:
+                next_token = logits.argmax(dim=-1)
+            if eos_token_id is not None:
+                next_token = torch.where(finished, torch.full_like(next_token, pad), next_token)
+                finished = finished | (next_token == eos_token_id)
+            sequences = torch.cat([sequences, next_token[:, None]], dim=1)
+            if step == max_new_tokens - 1 or (eos_token_id is not None and bool(finished.all())):
+                break
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], 1)
+            out = self(next_token[:, None], attention_mask=attention_mask, past_key_values=out.past_key_values,
+                       use_cache=True, return_dict=True, **extra)
+        return sequences
+
+
+class BertForMaskedLM(_HeadModel):
+    """Masked-token logits from ``cls.predictions``; loss = CE over labels != -100."""
+
+    head_name = "BertForMaskedLM"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
+        self.cls = BertOnlyMLMHead(config)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        """labels: int (B, S), -100 ignored. Returns MaskedLMOutput: logits float (B, S, V)."""
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
+                             encoder_attention_mask=encoder_attention_mask)
+        logits = self.cls(out.last_hidden_state)
+        loss = None if labels is None else _cross_entropy(logits, labels, self.config.vocab_size)
+        return _finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                      attentions=out.attentions), return_dict, self.config)
+
+
+class BertForNextSentencePrediction(_HeadModel):
+    """Is sentence B the continuation of A? ``cls.seq_relationship`` on the pooled output."""
+
+    head_name = "BertForNextSentencePrediction"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
+        self.cls = BertOnlyNSPHead(config)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, next_sentence_label=None):
+        """labels (or next_sentence_label): int (B,), 0 = B follows A. Returns logits float (B, 2)."""
+        labels = next_sentence_label if labels is None else labels
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states)
+        logits = self.cls(out.pooler_output)
+        loss = None if labels is None else _cross_entropy(logits, labels, 2)
+        return _finish(NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                                   attentions=out.attentions), return_dict, self.config)
+
+
+class BertForSequenceClassification(_HeadModel):
+    """``classifier`` on the dropped-out pooled output: regression, single- or multi-label classification."""
+
+    head_name = "BertForSequenceClassification"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """labels: int (B,) classes, float (B,) / (B, num_labels) regression targets, or float (B, num_labels)
+        multi-hot; the loss is chosen by ``bert_core.validation.resolve_problem_type``. Returns logits (B, num_labels).
+        """
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = None
+        if labels is not None:
+            integer = labels.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+            problem = validation.resolve_problem_type(self.config, integer)
+            if problem == "regression":
+                target = labels.to(logits.dtype)
+                if self.num_labels == 1:
+                    loss = F.mse_loss(logits.squeeze(), target.squeeze())
+                else:
+                    loss = F.mse_loss(logits, target)
+            elif problem == "single_label_classification":
+                loss = _cross_entropy(logits, labels, self.num_labels)
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return _finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                                attentions=out.attentions), return_dict, self.config)
+
+
+class BertForMultipleChoice(_HeadModel):
+    """Scores each of C choices: inputs (B, C, S) are flattened to (B*C, S); logits come back as (B, C)."""
+
+    head_name = "BertForMultipleChoice"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """input_ids / attention_mask / token_type_ids / position_ids: (B, C, S); inputs_embeds (B, C, S, H);
+        labels: int (B,) index of the right choice. Returns MultipleChoiceModelOutput: logits float (B, C)."""
+        validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
+        for name, tensor in (("input_ids", input_ids), ("attention_mask", attention_mask),
+                             ("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+            validation.check_multiple_choice_shape(name, None if tensor is None else tuple(tensor.shape))
+        validation.check_multiple_choice_shape(
+            "inputs_embeds", None if inputs_embeds is None else tuple(inputs_embeds.shape), rank=4)
+        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+
+        def flat(t):
+            return None if t is None else t.reshape(-1, t.shape[-1])
+
+        embeds = None if inputs_embeds is None else inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:])
+        out = self._run_bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                             head_mask, embeds, output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
+        loss = None if labels is None else _cross_entropy(logits, labels, num_choices)
+        return _finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                                 attentions=out.attentions), return_dict, self.config)
+
+
+class BertForTokenClassification(_HeadModel):
+    """Per-token ``classifier`` (NER and the like): logits float (B, S, num_labels); loss CE, -100 ignored."""
+
+    head_name = "BertForTokenClassification"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """labels: int (B, S), -100 ignored."""
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None if labels is None else _cross_entropy(logits, labels, self.num_labels)
+        return _finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                             attentions=out.attentions), return_dict, self.config)
+
+
+class BertForQuestionAnswering(_HeadModel):
+    """Extractive QA: ``qa_outputs`` gives span start/end logits, float (B, S) each."""
+
+    head_name = "BertForQuestionAnswering"
+
+    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self._post_init(seed)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        """start_positions / end_positions: int (B,). Positions outside the sequence are clamped to S and ignored;
+        loss = (CE(start) + CE(end)) / 2."""
+        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                             output_attentions, output_hidden_states)
+        logits = self.qa_outputs(out.last_hidden_state)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            if start_positions.dim() > 1:
+                start_positions = start_positions.squeeze(-1)
+            if end_positions.dim() > 1:
+                end_positions = end_positions.squeeze(-1)
+            ignored = start_logits.shape[1]
+            start_positions = start_positions.clamp(0, ignored)
+            end_positions = end_positions.clamp(0, ignored)
+            loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
+                    + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
+        return _finish(QuestionAnsweringModelOutput(
+            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=out.hidden_states,
+            attentions=out.attentions), return_dict, self.config)
+
+
+ALL_MODEL_CLASSES = (
+    BertModel, BertForPreTraining, BertLMHeadModel, BertForMaskedLM, BertForNextSentencePrediction,
+    BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForQuestionAnswering,
+)
+
+
+# ----------------------------------------------------------------------------------------------- harness helper
+
+def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
+    """Loss and gradient of every stored tensor, by canonical name (PyTorch layout, float32 numpy).
+
+    ``inputs`` are forward keyword arguments including the labels. Runs in eval mode (no dropout) and restores the
+    previous mode. The tied decoder's gradient lands in ``word_embeddings`` (one Parameter), as in PyTorch.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            output = model(**inputs, return_dict=True)
+            if output.loss is None:
+                raise ValueError(f"{model.head_name} returned no loss: pass its labels in inputs")
+            output.loss.backward()
+        grads = OrderedDict()
+        for name in model._weight_table():
+            grad = model._tensor(name).grad
+            tensor = model._tensor(name)
+            grads[name] = (np.zeros(tuple(tensor.shape), np.float32) if grad is None
+                           else grad.detach().to("cpu", torch.float32).numpy().copy())
+        loss = float(output.loss.detach())
+        model.zero_grad(set_to_none=True)
+        return loss, grads
+    finally:
+        model.train(was_training)
