@@ -1,0 +1,259 @@
+"""BERT pre-training data preparation in numpy: the masked-LM collator and the next-sentence-prediction pair builder.
+
+Everything returns dicts of ``np.int64`` arrays of shape ``(batch, seq_len)`` (``next_sentence_label``: ``(batch,)``),
+ready for any of the three frameworks. Randomness comes only from a ``numpy.random.Generator`` (seeded).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+IGNORE_INDEX = -100
+
+
+def _as_generator(seed: Union[None, int, np.random.Generator]) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def _rows(value) -> List[List[int]]:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, np.integer)):
+        return [list(value)]
+    return [list(r) for r in value]
+
+
+def pad_examples(examples, pad_token_id: int, pad_to_multiple_of: Optional[int] = None,
+                 padding_side: str = "right") -> Dict[str, np.ndarray]:
+    """Collate examples into padded int64 arrays ``(batch, seq_len)``.
+
+    ``examples`` is a list of encodings (dicts with ``input_ids`` and optionally ``token_type_ids``/
+    ``attention_mask``), a list of id lists, or one dict of 2-D arrays/lists (e.g. a BatchEncoding).
+    """
+    if isinstance(examples, Mapping) or (hasattr(examples, "keys") and hasattr(examples, "__getitem__")
+                                         and not isinstance(examples, (list, tuple))):
+        if "input_ids" not in examples:
+            raise KeyError(f"the batch has no 'input_ids'; keys are {list(examples.keys())}")
+        ids = _rows(examples["input_ids"])
+        tt = _rows(examples["token_type_ids"]) if "token_type_ids" in examples else None
+        am = _rows(examples["attention_mask"]) if "attention_mask" in examples else None
+    elif isinstance(examples, (list, tuple)):
+        if not examples:
+            raise ValueError("cannot collate an empty list of examples")
+        first = examples[0]
+        if isinstance(first, Mapping) or hasattr(first, "keys"):
+            ids = [list(np.asarray(e["input_ids"]).tolist()) for e in examples]
+            tt = [list(np.asarray(e["token_type_ids"]).tolist()) for e in examples] if "token_type_ids" in first else None
+            am = [list(np.asarray(e["attention_mask"]).tolist()) for e in examples] if "attention_mask" in first else None
+        elif isinstance(first, (list, tuple, np.ndarray)):
+            ids, tt, am = [list(np.asarray(e).tolist()) for e in examples], None, None
+        else:
+            raise TypeError(f"examples must be dicts of ids or id sequences, got a list of {type(first).__name__}")
+    else:
+        raise TypeError(f"examples must be a list of encodings or a dict of arrays, got {type(examples).__name__}")
+    length = max((len(r) for r in ids), default=0)
+    if pad_to_multiple_of and length % pad_to_multiple_of:
+        length = (length // pad_to_multiple_of + 1) * pad_to_multiple_of
+    n = len(ids)
+    out_ids = np.full((n, length), pad_token_id, dtype=np.int64)
+    out_tt = np.zeros((n, length), dtype=np.int64)
+    out_am = np.zeros((n, length), dtype=np.int64)
+    for i, row in enumerate(ids):
+        k = len(row)
+        sl = slice(0, k) if padding_side == "right" else slice(length - k, length)
+        out_ids[i, sl] = row
+        if tt is not None:
+            out_tt[i, sl] = tt[i][:k]
+        out_am[i, sl] = am[i][:k] if am is not None else 1
+    return {"input_ids": out_ids, "token_type_ids": out_tt, "attention_mask": out_am}
+
+
+class DataCollatorForMLM:
+    """Masked-LM collator (BERT recipe).
+
+    Selects ``mlm_probability`` (15%) of the real, non-special tokens (or whole words with ``whole_word_mask``: a
+    word is a token plus the ``##`` pieces after it); of the selected, 80% become ``[MASK]``, 10% a random
+    non-special token different from the original, 10% stay. ``labels`` holds the original id at selected
+    positions and -100 elsewhere.
+
+    Args:
+        tokenizer: a BertTokenizer/BertTokenizerFast (gives mask/pad ids, special ids, vocabulary and ``##`` pieces),
+            or None with the explicit ids below.
+        seed: int or ``numpy.random.Generator``; the collator keeps one generator, so successive batches differ
+            but a run is reproducible.
+
+    Returns (``__call__``): dict of int64 arrays ``(batch, seq_len)``: input_ids, attention_mask, token_type_ids,
+    labels.
+    """
+
+    def __init__(self, tokenizer=None, *, mlm_probability: float = 0.15, whole_word_mask: bool = False,
+                 seed: Union[None, int, np.random.Generator] = None, pad_to_multiple_of: Optional[int] = None,
+                 mask_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
+                 vocab_size: Optional[int] = None, special_token_ids: Optional[Sequence[int]] = None,
+                 subword_ids: Optional[Sequence[int]] = None, mask_replace_prob: float = 0.8,
+                 random_replace_prob: float = 0.1):
+        if not 0.0 < mlm_probability < 1.0:
+            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
+        if mask_replace_prob < 0 or random_replace_prob < 0 or mask_replace_prob + random_replace_prob > 1:
+            raise ValueError("mask_replace_prob and random_replace_prob must be >= 0 and sum to at most 1")
+        if tokenizer is not None:
+            vocab = tokenizer.get_vocab()
+            mask_token_id = tokenizer.mask_token_id if mask_token_id is None else mask_token_id
+            pad_token_id = tokenizer.pad_token_id if pad_token_id is None else pad_token_id
+            vocab_size = len(tokenizer) if vocab_size is None else vocab_size
+            special_token_ids = tokenizer.all_special_ids if special_token_ids is None else special_token_ids
+            if subword_ids is None:
+                subword_ids = [i for t, i in vocab.items() if t.startswith("##")]
+        if mask_token_id is None or pad_token_id is None or vocab_size is None:
+            raise ValueError("DataCollatorForMLM needs a tokenizer, or mask_token_id, pad_token_id and vocab_size")
+        if whole_word_mask and subword_ids is None:
+            raise ValueError("whole_word_mask=True needs to know which ids are '##' pieces: pass a tokenizer or subword_ids")
+        self.mlm_probability = float(mlm_probability)
+        self.whole_word_mask = bool(whole_word_mask)
+        self.mask_token_id = int(mask_token_id)
+        self.pad_token_id = int(pad_token_id)
+        self.vocab_size = int(vocab_size)
+        self.mask_replace_prob = float(mask_replace_prob)
+        self.random_replace_prob = float(random_replace_prob)
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.special_ids = np.array(sorted(set(int(i) for i in (special_token_ids or ()))), dtype=np.int64)
+        self.is_subword = np.zeros(self.vocab_size, dtype=bool)
+        if subword_ids is not None:
+            self.is_subword[np.asarray(list(subword_ids), dtype=np.int64)] = True
+        # random replacements come from real tokens only, so a [PAD]/[CLS] never appears mid-sentence
+        self.random_pool = np.setdiff1d(np.arange(self.vocab_size, dtype=np.int64), self.special_ids)
+        if len(self.random_pool) < 2:
+            raise ValueError("the vocabulary needs at least two non-special tokens for random replacement")
+        self.rng = _as_generator(seed)
+
+    def _select(self, ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        if not self.whole_word_mask:
+            return candidates & (self.rng.random(ids.shape) < self.mlm_probability)
+        inside = np.clip(ids, 0, self.vocab_size - 1)
+        continuation = candidates & self.is_subword[inside]
+        starts = candidates & ~continuation
+        # a word id per position: increments at every word start; pieces inherit their word's id
+        word_index = np.cumsum(starts.ravel()).reshape(ids.shape) - 1
+        picked = self.rng.random(int(starts.sum())) < self.mlm_probability
+        chosen = np.zeros(ids.shape, dtype=bool)
+        valid = candidates & (word_index >= 0)
+        chosen[valid] = picked[word_index[valid]]
+        return chosen
+
+    def mask_tokens(self, input_ids: np.ndarray, attention_mask: Optional[np.ndarray] = None):
+        """Apply MLM masking to an int64 array ``(batch, seq_len)``; returns (masked input_ids, labels)."""
+        ids = np.asarray(input_ids, dtype=np.int64)
+        if attention_mask is None:
+            attention_mask = (ids != self.pad_token_id).astype(np.int64)
+        candidates = (np.asarray(attention_mask) == 1) & (ids != self.pad_token_id) & ~np.isin(ids, self.special_ids)
+        chosen = self._select(ids, candidates)
+        labels = np.where(chosen, ids, IGNORE_INDEX).astype(np.int64)
+        out = ids.copy()
+        action = self.rng.random(ids.shape)
+        to_mask = chosen & (action < self.mask_replace_prob)
+        to_random = chosen & (action >= self.mask_replace_prob) & (action < self.mask_replace_prob + self.random_replace_prob)
+        out[to_mask] = self.mask_token_id
+        n_random = int(to_random.sum())
+        if n_random:
+            originals = ids[to_random]
+            pool = self.random_pool
+            # draw among the pool minus the original: pick from len-1 slots and skip over the original's slot
+            draws = self.rng.integers(0, len(pool) - 1, size=n_random)
+            own = np.searchsorted(pool, originals)
+            own_present = (own < len(pool)) & (pool[np.minimum(own, len(pool) - 1)] == originals)
+            draws = np.where(own_present & (draws >= own), draws + 1, draws)
+            out[to_random] = pool[draws]
+        return out, labels
+
+    def __call__(self, examples) -> Dict[str, np.ndarray]:
+        batch = pad_examples(examples, self.pad_token_id, self.pad_to_multiple_of)
+        batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], batch["attention_mask"])
+        return batch
+
+
+def _truncate_pair(a: List[int], b: List[int], budget: int) -> None:
+    # longest first, one token at a time from the end, in place
+    while len(a) + len(b) > budget:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+
+
+def build_nsp_pairs(documents: Sequence[Sequence[Union[str, Sequence[int]]]], tokenizer=None, *,
+                    max_length: int = 128, nsp_probability: float = 0.5,
+                    seed: Union[None, int, np.random.Generator] = None,
+                    cls_token_id: Optional[int] = None, sep_token_id: Optional[int] = None,
+                    pad_token_id: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """Sentence pairs for next-sentence prediction.
+
+    Each consecutive sentence pair (A, B) of a document gives one example: with probability ``1 - nsp_probability``
+    B stays the real next sentence (``next_sentence_label`` 0), otherwise B is a random sentence of another document
+    (label 1, HF's convention). Sentences are str (tokenized with ``tokenizer``, no special tokens) or id lists.
+    A and B are truncated longest-first so that ``[CLS] A [SEP] B [SEP]`` fits ``max_length``; rows are padded.
+
+    Returns: dict of int64 arrays: input_ids, token_type_ids, attention_mask ``(n_pairs, max_length)`` and
+    next_sentence_label ``(n_pairs,)``.
+    """
+    if tokenizer is not None:
+        cls_token_id = tokenizer.cls_token_id if cls_token_id is None else cls_token_id
+        sep_token_id = tokenizer.sep_token_id if sep_token_id is None else sep_token_id
+        pad_token_id = tokenizer.pad_token_id if pad_token_id is None else pad_token_id
+    if cls_token_id is None or sep_token_id is None or pad_token_id is None:
+        raise ValueError("build_nsp_pairs needs a tokenizer, or cls_token_id, sep_token_id and pad_token_id")
+    if max_length < 5:
+        raise ValueError(f"max_length must be at least 5 ([CLS] a [SEP] b [SEP]), got {max_length}")
+    if not isinstance(documents, (list, tuple)):
+        raise TypeError(f"documents must be a list of documents (lists of sentences), got {type(documents).__name__}")
+    rng = _as_generator(seed)
+
+    def ids_of(sentence) -> List[int]:
+        if isinstance(sentence, str):
+            if tokenizer is None:
+                raise ValueError("str sentences need a tokenizer")
+            return list(tokenizer(sentence, add_special_tokens=False, return_token_type_ids=False,
+                                  return_attention_mask=False, verbose=False)["input_ids"])
+        if isinstance(sentence, (list, tuple, np.ndarray)):
+            return [int(i) for i in sentence]
+        raise TypeError(f"a sentence must be a str or a list of ids, got {type(sentence).__name__}")
+
+    docs = []
+    for d, doc in enumerate(documents):
+        if isinstance(doc, str) or not isinstance(doc, (list, tuple)):
+            raise TypeError(f"documents[{d}] must be a list of sentences, got {type(doc).__name__}")
+        docs.append([ids_of(s) for s in doc])
+    non_empty = [i for i, doc in enumerate(docs) if doc]
+    if len(non_empty) < 2:
+        raise ValueError("NSP needs at least two non-empty documents to draw random next sentences from")
+    budget = max_length - 3
+    rows_a, rows_b, labels = [], [], []
+    for d, doc in enumerate(docs):
+        for i in range(len(doc) - 1):
+            a = list(doc[i])
+            if rng.random() < nsp_probability:
+                others = [j for j in non_empty if j != d]
+                other = docs[others[int(rng.integers(len(others)))]]
+                b = list(other[int(rng.integers(len(other)))])
+                label = 1
+            else:
+                b = list(doc[i + 1])
+                label = 0
+            _truncate_pair(a, b, budget)
+            rows_a.append(a)
+            rows_b.append(b)
+            labels.append(label)
+    n = len(labels)
+    input_ids = np.full((n, max_length), pad_token_id, dtype=np.int64)
+    token_type_ids = np.zeros((n, max_length), dtype=np.int64)
+    attention_mask = np.zeros((n, max_length), dtype=np.int64)
+    for r, (a, b) in enumerate(zip(rows_a, rows_b)):
+        seq = [cls_token_id] + a + [sep_token_id] + b + [sep_token_id]
+        input_ids[r, : len(seq)] = seq
+        token_type_ids[r, len(a) + 2: len(seq)] = 1
+        attention_mask[r, : len(seq)] = 1
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+            "next_sentence_label": np.asarray(labels, dtype=np.int64)}
