@@ -117,7 +117,7 @@ def worker_spec(args, framework: str, ckpts: Dict[str, str]) -> Dict[str, Any]:
         "d_shape": [2, 16] if q else [8, 128],
         "varlen": {"n": 12 if q else 128, "max_len": 64 if q else 512, "batch_size": 4 if q else 32,
                    "max_tokens": 256 if q else 8192, "pad_to_multiple_of": 8},
-        "repeats": args.repeats or (1 if q else 5), "warmup": 1,
+        "repeats": args.repeats or (1 if q else 3), "warmup": 1,
         "varlen_repeats": 1 if q else 2, "train_repeats": 1 if q else 3,
         "peak_n": 768 if q else 2048, "peak_repeats": 2 if q else 5, "tf_jit": args.tf_jit,
     }
@@ -129,12 +129,10 @@ def run_worker(spec: Dict[str, Any], tmp: Path, threads: int, python: str, timeo
     spec_path.write_text(json.dumps(spec))
     t = time.perf_counter()
     proc = subprocess.run([python, "-m", "benchmarks.worker", str(spec_path), str(out_path)], cwd=str(ROOT),
-                          env=_subprocess_env(threads), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
-    sys.stderr.write(proc.stdout[-20000:])
-    if proc.returncode != 0 or not out_path.exists():
-        return {"framework": fw, "errors": [{"where": "worker", "error": f"exit {proc.returncode}",
-                                             "trace": proc.stdout[-3000:]}], "wall_s": time.perf_counter() - t}
+                          env=_subprocess_env(threads), stdout=sys.stderr, stderr=sys.stderr, timeout=timeout)
+    if proc.returncode != 0 or not out_path.exists():  # progress and tracebacks went to our stderr
+        return {"framework": fw, "errors": [{"where": "worker", "error": f"worker exited {proc.returncode} "
+                                             "(see the run's stderr)"}], "wall_s": time.perf_counter() - t}
     return json.loads(out_path.read_text())
 
 
@@ -179,9 +177,13 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         t: Dict[str, Any] = {}
         t["a_fp32_vs_hf"] = _ratio(_get(r, "a", "ours_fp32", "seq_per_s"), _get(r, "a", "hf_fp32", "seq_per_s"))
         t["b_fp32_vs_hf"] = _ratio(_get(r, "b", "ours_fp32", "seq_per_s"), _get(r, "b", "hf_fp32", "seq_per_s"))
-        t["a_fp32_peak_fraction"] = _ratio(_get(r, "a", "ours_fp32", "flop_per_s"), peaks.get("fp32"))
-        t["a_hf_fp32_peak_fraction"] = _ratio(_get(r, "a", "hf_fp32", "flop_per_s"), peaks.get("fp32"))
-        t["a_bf16_peak_fraction"] = _ratio(_get(r, "a", "ours_bf16", "flop_per_s"), peaks.get("bf16"))
+        # fraction of the peak measured by the same framework in the same worker process (same minute, same
+        # threads); the fraction of the best peak over all frameworks is recorded too
+        own = r.get("peak_flop_per_s") or {}
+        t["a_fp32_peak_fraction"] = _ratio(_get(r, "a", "ours_fp32", "flop_per_s"), own.get("fp32"))
+        t["a_hf_fp32_peak_fraction"] = _ratio(_get(r, "a", "hf_fp32", "flop_per_s"), own.get("fp32"))
+        t["a_bf16_peak_fraction"] = _ratio(_get(r, "a", "ours_bf16", "flop_per_s"), own.get("bf16"))
+        t["a_fp32_fraction_of_best_peak"] = _ratio(_get(r, "a", "ours_fp32", "flop_per_s"), peaks.get("fp32"))
         t["a_bf16_speedup"] = _ratio(_get(r, "a", "ours_bf16", "seq_per_s"), _get(r, "a", "ours_fp32", "seq_per_s"))
         t["a_bf16_cosine"] = _get(r, "a", "ours_bf16", "cosine_vs_ours_fp32")
         t["b_bf16_speedup"] = _ratio(_get(r, "b", "ours_bf16", "seq_per_s"), _get(r, "b", "ours_fp32", "seq_per_s"))
@@ -201,7 +203,7 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         checks += [
             (f"{fw} (a) fp32 >= 1.0x HF", t["a_fp32_vs_hf"], TARGETS["fp32_vs_hf"]),
             (f"{fw} (b) fp32 >= 1.0x HF", t["b_fp32_vs_hf"], TARGETS["fp32_vs_hf"]),
-            (f"{fw} (a) fp32 >= 70% of matmul peak", t["a_fp32_peak_fraction"], TARGETS["peak_fraction"]),
+            (f"{fw} (a) fp32 >= 70% of its fp32 matmul peak", t["a_fp32_peak_fraction"], TARGETS["peak_fraction"]),
             (f"{fw} (a) bf16 >= 3x own fp32", t["a_bf16_speedup"], TARGETS["bf16_speedup"]),
             (f"{fw} (a) bf16 cosine >= 0.999", t["a_bf16_cosine"], TARGETS["bf16_cosine"]),
             (f"{fw} (c) bucketed >= 2x HF padded", t["c_bucketed_vs_hf_padded"], TARGETS["varlen_vs_hf"]),
@@ -227,6 +229,9 @@ def markdown(result: Dict[str, Any]) -> str:
              f"OMP/MKL {m['threads']}, XLA_FLAGS `{thread_env(m['threads'])['XLA_FLAGS']}`)",
              f"- Versions: {', '.join(f'{k} {v}' for k, v in sorted(m['versions'].items()))}",
              f"- HF columns: {'yes' if result['settings']['hf'] else 'no (transformers not importable)'}",
+             "- Matmul peak per framework (big square matmul, same worker process): "
+             + "; ".join(f"{fw} fp32 {_f(_get(r, 'peak_flop_per_s', 'fp32'), '{:.3g}')} / bf16 "
+                         f"{_f(_get(r, 'peak_flop_per_s', 'bf16'), '{:.3g}')}" for fw, r in result["frameworks"].items()),
              f"- Matmul peak (max over frameworks, same run): fp32 {_f(_get(result, 'peak_flop_per_s', 'fp32'), '{:.3g}')} "
              f"FLOP/s, bf16 {_f(_get(result, 'peak_flop_per_s', 'bf16'), '{:.3g}')} FLOP/s", "",
              "Timings: median of repeats after warm-up; ratios are ours / HF in the same run (> 1 = we are faster).",
@@ -238,7 +243,8 @@ def markdown(result: Dict[str, Any]) -> str:
             r = _get(result, "frameworks", fw, key)
             if not r:
                 continue
-            peak32, peak16 = _get(result, "peak_flop_per_s", "fp32"), _get(result, "peak_flop_per_s", "bf16")
+            peak32 = _get(result, "frameworks", fw, "peak_flop_per_s", "fp32")
+            peak16 = _get(result, "frameworks", fw, "peak_flop_per_s", "bf16")
             for name in ("ours_fp32", "hf_fp32", "ours_bf16"):
                 e = r.get(name)
                 if not e:
@@ -251,7 +257,7 @@ def markdown(result: Dict[str, Any]) -> str:
         if rows:
             shape = next((_get(result, 'frameworks', fw, key) for fw in fws if _get(result, 'frameworks', fw, key)), {})
             lines += [f"## {title} — batch {shape.get('batch')} x {shape.get('length')}", "",
-                      "| framework | model | seq/s | tokens/s | × HF | GFLOP/s | % matmul peak | cosine vs fp32 |",
+                      "| framework | model | seq/s | tokens/s | × HF | GFLOP/s | % own matmul peak (same dtype) | cosine vs fp32 |",
                       "|---|---|---|---|---|---|---|---|"] + rows + [""]
     rows = []
     for fw in fws:

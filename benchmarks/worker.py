@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 import traceback
@@ -21,7 +22,7 @@ from bert_core.batching import run_bucketed
 
 from . import frameworks as fw
 from .workloads import (corpus_lengths, cosine, forward_flops, make_batch, make_corpus_ids, pad_to_longest_batches,
-                        time_fn, train_flops)
+                        time_fn, time_interleaved, train_flops)
 
 
 def _guard(result: Dict[str, Any], label: str, fn):
@@ -53,35 +54,34 @@ def fixed_batch_workload(spec, result, key: str, ckpt: str, config: BertConfig, 
     inputs = make_batch(batch, length, config.vocab_size)
     flops = forward_flops(config, batch, length)
     res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_batch": flops, "checkpoint": ckpt}
-    reference = None
     variants = [(impl, "fp32") for impl in _impls(spec)]
     if with_bf16 and spec["ours"]:
         variants.append(("ours", "bf16"))
+    fns, outs = {}, {}
     for impl, precision in variants:
         name = f"{impl}_{precision}"
+        _log(framework, f"{key} {name}: load + first call")
 
-        def measure():
+        def build():
             fwd = fw.make_forward(framework, impl, ckpt, precision, tf_jit=spec.get("tf_jit", False))
-            out = fwd(inputs)
-            timing = time_fn(lambda: fwd(inputs), spec["repeats"], warmup=spec["warmup"])
-            t = timing["median_s"]
-            entry = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
-            return entry, out
+            return fwd, fwd(inputs)
 
-        _log(framework, f"{key} {name} ...")
-        got = _guard(result, f"{key}/{name}", measure)
-        if got is None:
-            continue
-        entry, out = got
-        if impl == "ours" and precision == "fp32":
-            reference = out
-        elif reference is not None:
-            entry["cosine_vs_ours_fp32"] = cosine(out, reference)
-            entry["max_abs_diff_vs_ours_fp32"] = float(np.max(np.abs(out - reference)))
+        got = _guard(result, f"{key}/{name}", build)
+        if got is not None:
+            fns[name], outs[name] = got
+    timings = _guard(result, f"{key}/timing", lambda: time_interleaved(
+        {k: (lambda f=f: f(inputs)) for k, f in fns.items()}, spec["repeats"], warmup=spec["warmup"])) or {}
+    reference = outs.get("ours_fp32")
+    for name, timing in timings.items():
+        t = timing["median_s"]
+        entry = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
+        if name != "ours_fp32" and reference is not None:
+            entry["cosine_vs_ours_fp32"] = cosine(outs[name], reference)
+            entry["max_abs_diff_vs_ours_fp32"] = float(np.max(np.abs(outs[name] - reference)))
         res[name] = entry
         _log(framework, f"{key} {name}: {entry['seq_per_s']:.2f} seq/s")
-        del out
-        gc.collect()
+    del fns, outs
+    gc.collect()
     return res
 
 
@@ -116,19 +116,22 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
         runs.append(("ours_bucketed", "ours", bucketed_run))
     if spec["hf"]:
         runs.append(("hf_pad_to_longest", "hf", lambda f: padded_run(f)[0]))
+    fns = {}
     for name, impl, runner in runs:
-        def measure():
+        def build():
             fwd = fw.make_forward(framework, impl, ckpt, "fp32", tf_jit=spec.get("tf_jit", False))
-            out = runner(fwd)  # warm-up pass: compiles every shape for jit frameworks
-            timing = time_fn(lambda: runner(fwd), spec["varlen_repeats"], warmup=0)
-            return dict(timing, tokens_per_s=real_tokens / timing["median_s"]), out
+            return fwd, runner(fwd)  # warm-up pass: compiles every shape for jit frameworks
 
-        _log(framework, f"c {name} ...")
-        got = _guard(result, f"c/{name}", measure)
-        if got is None:
-            continue
-        res[name], outputs[name] = got
+        _log(framework, f"c {name}: load + warm-up pass")
+        got = _guard(result, f"c/{name}", build)
+        if got is not None:
+            fwd, outputs[name] = got
+            fns[name] = (lambda r=runner, f=fwd: r(f))
+    timings = _guard(result, "c/timing", lambda: time_interleaved(fns, spec["varlen_repeats"], warmup=0)) or {}
+    for name, timing in timings.items():
+        res[name] = dict(timing, tokens_per_s=real_tokens / timing["median_s"])
         _log(framework, f"c {name}: {res[name]['tokens_per_s']:.0f} tok/s")
+    del fns
     if len(outputs) == 2:
         a, b = outputs["ours_bucketed"], outputs["hf_pad_to_longest"]
         res["max_abs_diff_bucketed_vs_hf_padded"] = float(max(np.max(np.abs(x - y)) for x, y in zip(a, b)))
@@ -150,20 +153,25 @@ def train_workload(spec, result, ckpt: str, config: BertConfig, batch: int, leng
     flops = train_flops(config, batch, length)
     res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_step": flops, "checkpoint": ckpt,
                            "optimizer": f"AdamW lr={fw.LR}", "head": "BertForSequenceClassification(num_labels=2)"}
+    steps, first = {}, {}
     for impl in _impls(spec):
-        def measure():
+        def build():
             step = fw.make_train_step(framework, impl, ckpt, 2, tf_jit=spec.get("tf_jit", False))
-            first = step(inputs, labels)
-            timing = time_fn(lambda: step(inputs, labels), spec["train_repeats"], warmup=spec["warmup"])
-            t = timing["median_s"]
-            return dict(timing, steps_per_s=1 / t, seq_per_s=batch / t, flop_per_s=flops / t, first_loss=first)
+            return step, step(inputs, labels)
 
-        _log(framework, f"d {impl} ...")
-        got = _guard(result, f"d/{impl}", measure)
+        _log(framework, f"d {impl}: load + first step")
+        got = _guard(result, f"d/{impl}", build)
         if got is not None:
-            res[impl] = got
-            _log(framework, f"d {impl}: {got['steps_per_s']:.3f} steps/s")
-        gc.collect()
+            steps[impl], first[impl] = got
+    timings = _guard(result, "d/timing", lambda: time_interleaved(
+        {k: (lambda s=s: s(inputs, labels)) for k, s in steps.items()}, spec["train_repeats"],
+        warmup=0)) or {}  # the first step (above) was the warm-up
+    for impl, timing in timings.items():
+        t = timing["median_s"]
+        res[impl] = dict(timing, steps_per_s=1 / t, seq_per_s=batch / t, flop_per_s=flops / t, first_loss=first[impl])
+        _log(framework, f"d {impl}: {res[impl]['steps_per_s']:.3f} steps/s")
+    del steps
+    gc.collect()
     return res
 
 
@@ -171,7 +179,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(open(argv[0]).read())
     framework = spec["framework"]
-    result: Dict[str, Any] = {"framework": framework, "errors": []}
+    result: Dict[str, Any] = {"framework": framework, "errors": [], "loadavg_at_start": os.getloadavg()}
     t0 = time.perf_counter()
     result["setup"] = _guard(result, "setup", lambda: fw.SETUP[framework](spec["threads"]))
     problem = fw.our_backend_importable(framework)
@@ -209,6 +217,7 @@ def main(argv=None) -> int:
         ck = ckpts.get("d") or ckpts["a"]
         result["d"] = train_workload(spec, result, ck, BertConfig.from_pretrained(ck), *spec["d_shape"])
     result["wall_s"] = time.perf_counter() - t0
+    result["loadavg_at_end"] = os.getloadavg()
     with open(argv[1], "w") as fh:
         json.dump(result, fh, indent=1, default=str)
     return 0

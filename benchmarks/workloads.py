@@ -95,6 +95,22 @@ def time_fn(fn: Callable[[], object], repeats: int, warmup: int = 1, min_time: f
             "times_s": [round(x, 6) for x in times]}
 
 
+def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, Dict[str, object]]:
+    """Like :func:`time_fn` for several callables, run round-robin (a, b, c, a, b, c, ...) so that load from other
+    processes on a shared machine hits every contender alike; the ratios are what count."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, list] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: {"median_s": float(np.median(v)), "min_s": float(np.min(v)), "n": len(v),
+                "times_s": [round(x, 6) for x in v]} for k, v in times.items()}
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
