@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -24,21 +24,39 @@ _BACKEND_HELP = (
     "bert_tf needs Keras 3 on the TensorFlow backend; set the environment variable KERAS_BACKEND=tensorflow "
     "before keras is first imported (or import bert_tf before keras)"
 )
-if "keras" in sys.modules:
-    import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise ImportError(f"keras was already imported with the {keras.backend.backend()!r} backend. {_BACKEND_HELP}")
-else:
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ["KERAS_BACKEND"] != "tensorflow":
-        raise ImportError(f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r} is selected. {_BACKEND_HELP}")
-    import keras
 
-    if keras.backend.backend() != "tensorflow":  # e.g. a ~/.keras/keras.json that overrides the default
-        raise ImportError(f"keras selected the {keras.backend.backend()!r} backend. {_BACKEND_HELP}")
+class _NoJax:
+    """Import-time guard: TensorFlow's TFLite helpers try ``from jax import jit`` (inside try/except ImportError).
+    bert_tf must not load jax, so that optional import is refused while keras/tensorflow load."""
 
-import tensorflow as tf  # noqa: E402
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "jax" or name.startswith("jax."):
+            raise ImportError("jax is not imported by bert_tf")
+        return None
+
+
+_guard = None if "jax" in sys.modules else _NoJax()
+if _guard is not None:
+    sys.meta_path.insert(0, _guard)
+try:
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            raise ImportError(f"keras was already imported with the {keras.backend.backend()!r} backend. {_BACKEND_HELP}")
+    else:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        if os.environ["KERAS_BACKEND"] != "tensorflow":
+            raise ImportError(f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r} is selected. {_BACKEND_HELP}")
+        import keras
+
+        if keras.backend.backend() != "tensorflow":  # e.g. a ~/.keras/keras.json that overrides the default
+            raise ImportError(f"keras selected the {keras.backend.backend()!r} backend. {_BACKEND_HELP}")
+    import tensorflow as tf
+finally:
+    if _guard is not None:
+        sys.meta_path.remove(_guard)
 
 from bert_core import validation  # noqa: E402
 from bert_core.checkpoint import load_head_weights  # noqa: E402
@@ -698,7 +716,14 @@ class BertPreTrainedModel(keras.Model):
 
     head_name = "BertModel"
     label_names: Tuple[str, ...] = ("labels",)
-    _arg_names: Tuple[str, ...] = _BASE_ARGS
+
+    @property
+    def _list_order(self) -> Tuple[str, ...]:
+        """Order of inputs given as one list, as in transformers' TFBertFor*.call: only the bare model and the
+        LM head list the decoder arguments."""
+        if self.head_name in ("BertModel", "BertLMHeadModel"):
+            return _BASE_ARGS + self.label_names
+        return _BASE_ARGS[:6] + ("output_attentions", "output_hidden_states", "return_dict") + self.label_names
 
     def __init__(self, config: BertConfig, *, seed: int = 0, add_pooling_layer: Optional[bool] = None,
                  _initialize: bool = True, **kwargs: Any) -> None:
@@ -830,7 +855,7 @@ class BertPreTrainedModel(keras.Model):
         return output if return_dict is None or return_dict else output.to_tuple()
 
     def _unpack(self, given: Dict[str, Any]) -> Dict[str, Any]:
-        names = self._arg_names + self.label_names
+        names = _BASE_ARGS + self.label_names
         first = given["input_ids"]
         packed: Dict[str, Any] = {}
         if isinstance(first, Mapping):
@@ -838,7 +863,10 @@ class BertPreTrainedModel(keras.Model):
         elif isinstance(first, (list, tuple)) and first and all(
             x is None or isinstance(x, (tf.Tensor, np.ndarray, keras.Variable)) for x in first
         ):
-            packed = dict(zip(names, first))
+            if len(first) > len(self._list_order):
+                raise TypeError(f"{type(self).__name__} takes at most {len(self._list_order)} list inputs "
+                                f"({list(self._list_order)}), got {len(first)}")
+            packed = dict(zip(self._list_order, first))
         if packed:
             given = dict(given, input_ids=None)
             for name, value in packed.items():
@@ -895,6 +923,12 @@ class BertPreTrainedModel(keras.Model):
         output = self(self._labels_into_inputs(x, y), training=False)
         self._loss_tracker.update_state(output["loss"])
         return self.compute_metrics(x, y, self._prediction(output), sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        # keras.tree does not flatten ModelOutput subclasses: hand predict() a plain dict of its tensors
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        output = self(x, training=False)
+        return {k: v for k, v in output.items() if isinstance(v, tf.Tensor)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # only reached with a compiled loss: y_pred is the output mapping, the loss wants the logits
