@@ -334,12 +334,6 @@ class BertLayer(nnx.Module):
         return layer_output, self_probs, cross_probs, present
 
 
-def _call_layer(layer, hidden_states, attention_bias, head_mask, encoder_hidden_states, encoder_bias, past,
-                cache_index, *, query_at_end: bool, deterministic: bool):
-    return layer(hidden_states, attention_bias, head_mask, encoder_hidden_states, encoder_bias, past, cache_index,
-                 query_at_end, deterministic=deterministic)
-
-
 class BertEncoder(nnx.Module):
     """``layer``: an nnx.List of num_hidden_layers BertLayer."""
 
@@ -358,10 +352,15 @@ class BertEncoder(nnx.Module):
         all_self = () if output_attentions else None
         all_cross = () if output_attentions else None
         presents = ()
-        run = functools.partial(_call_layer, query_at_end=query_at_end, deterministic=deterministic)
+
+        def run(layer, hidden, bias, head_mask, enc_states, enc_bias, layer_past, cache_index):
+            return layer(hidden, bias, head_mask, enc_states, enc_bias, layer_past, cache_index, query_at_end,
+                         deterministic=deterministic)
+
         if self.gradient_checkpointing:
             # recompute each layer's activations in the backward pass instead of storing them
-            run = nnx.remat(run)
+            # tree mode: also works when the model was merged inside a plain jax.grad trace
+            run = nnx.remat(run, graph=False)
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
