@@ -112,8 +112,16 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="number of texts")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--test-corpus", action="store_true",
+                        help="use the texts of the tokenizer test corpus (noisy Unicode, few repeated words)")
     args = parser.parse_args(argv)
-    corpus = make_corpus(args.n, model_dir=args.model_dir)
+    if args.test_corpus:
+        sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+        import tokenizer_corpus
+
+        corpus = [c["text"] for c in tokenizer_corpus.build_cases()]
+    else:
+        corpus = make_corpus(args.n, model_dir=args.model_dir)
     print(json.dumps(run(corpus, args.repeats, args.model_dir), indent=2))
 
 

@@ -6,7 +6,7 @@ ready for any of the three frameworks. Randomness comes only from a ``numpy.rand
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 

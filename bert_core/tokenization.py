@@ -748,7 +748,9 @@ class BertTokenizerBase:
                 f"truncation and padding together need max_length ({max_length}) to be a multiple of "
                 f"pad_to_multiple_of ({pad_to_multiple_of})"
             )
-        if stride and trunc_mode != "do_not_truncate" and max_length is not None:
+        # HF's slow tokenizer accepts any stride (the overflow window just grows); the Rust one panics, so the
+        # fast tokenizer checks up front
+        if self.is_fast and stride and trunc_mode != "do_not_truncate" and max_length is not None:
             specials = self.num_special_tokens_to_add(pair=any(p[1] is not None for p in pairs)) if add_special_tokens else 0
             if stride >= max_length - specials and return_overflowing_tokens:
                 raise ValueError(

@@ -323,7 +323,9 @@ class BertTokenizerFast(BertTokenizerBase):
             )
         config = cls._read_configs(directory)
         kwargs = cls._kwargs_from_config(config, kwargs)
-        kwargs.pop("do_basic_tokenize", None) if kwargs.get("do_basic_tokenize", True) else None
+        # slow-only settings at their defaults (as HF writes them) are dropped; others are refused in __init__
+        if kwargs.get("do_basic_tokenize", True):
+            kwargs.pop("do_basic_tokenize", None)
         if not kwargs.get("never_split"):
             kwargs.pop("never_split", None)
         added = cls._config_added_tokens(config)

@@ -227,3 +227,14 @@ def _shared():
     if "fast" not in _SHARED:
         _SHARED["fast"] = BertTokenizerFast.from_pretrained(MODEL_DIR)
     return _SHARED["fast"]
+
+
+def test_stride_too_large(fast, slow):
+    with pytest.raises(ValueError, match="stride"):
+        fast("a b c d e f g h", truncation=True, max_length=5, stride=3, return_overflowing_tokens=True)
+    # per-sequence budget smaller than the stride: the Rust panic becomes a ValueError too
+    with pytest.raises(ValueError, match="stride"):
+        fast("a b c d e f", "x y", truncation="only_first", max_length=8, stride=3, return_overflowing_tokens=True)
+    # HF's slow tokenizer accepts it: the overflow window is stride + removed tokens
+    enc = slow("a b c d e f g h", truncation=True, max_length=5, stride=3, return_overflowing_tokens=True)
+    assert enc.input_ids == [101, 1037, 1038, 1039, 102] and len(enc.overflowing_tokens) == 8
