@@ -74,17 +74,13 @@ def bar_chart(path, groups: Sequence[str], series: Sequence[str], values: Dict[s
     # axes and grid
     img[top:height - bottom, left] = (0, 0, 0)
     img[height - bottom, left:width - right] = (0, 0, 0)
-    steps = 5
-    for k in range(steps + 1):
-        v = vmax * k / steps
-        y = y_of(v)
+    step = 0.5 if vmax <= 3 else 1.0
+    k = 0
+    while k * step <= vmax:
+        y = y_of(k * step)
         img[y, left + 1:width - right:4] = (200, 200, 200)
-        _text(img, 4, y - 5, f"{v:.1f}")
-    # reference line
-    y = y_of(ref_line)
-    for x in range(left, width - right, 8):
-        img[y:y + 2, x:x + 5] = (214, 39, 40)
-    _text(img, width - right - text_width("1.0X HF", 2) - 2, y - 14, "1.0X HF", (214, 39, 40))
+        _text(img, 4, y - 5, f"{k * step:.1f}")
+        k += 1
     group_w = (width - left - right) / max(1, len(groups))
     bar_w = max(6, int((group_w - 20) / max(1, len(series))))
     for g, group in enumerate(groups):
@@ -99,6 +95,10 @@ def bar_chart(path, groups: Sequence[str], series: Sequence[str], values: Dict[s
             label = f"{v:.1f}"
             _text(img, xa, y_of(v) - 10, label, scale=1)
         _text(img, x0, height - bottom + 8, group[:max(1, int(group_w // 8))], scale=2)
+    # reference line, over the bars
+    y = y_of(ref_line)
+    for x in range(left, width - right, 8):
+        img[y:y + 2, x:x + 5] = (214, 39, 40)
     # legend and title
     _text(img, left, 12, title[: (width - left) // 8], scale=2)
     lx = left

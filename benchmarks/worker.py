@@ -194,13 +194,19 @@ def main(argv=None) -> int:
         result["setup"] = dict(result["setup"] or {}, transformers=transformers.__version__)
     result["ours"], result["hf"] = spec["ours"], spec["hf"]
 
-    peak = {}
-    for dtype in ("fp32", "bf16"):
-        value = _guard(result, f"peak/{dtype}", lambda: fw.PEAK[framework](spec["peak_n"], dtype, spec["peak_repeats"]))
-        if value is not None:
-            peak[dtype] = value
-    result["peak_flop_per_s"] = peak
-    _log(framework, f"matmul peak: {peak}")
+    def measure_peak(when: str) -> None:
+        for dtype in ("fp32", "bf16"):
+            value = _guard(result, f"peak/{dtype}/{when}",
+                           lambda: fw.PEAK[framework](spec["peak_n"], dtype, spec["peak_repeats"]))
+            if value is not None:
+                result["peak_samples"].setdefault(dtype, []).append(value)
+                result["peak_flop_per_s"][dtype] = max(result["peak_samples"][dtype])
+        _log(framework, f"matmul peak ({when}): {result['peak_flop_per_s']}")
+
+    # the peak is sampled before and after the workloads and the best sample kept: on a shared machine one
+    # sample can land in a busy second and make model FLOP/s look like more than 100% of "peak"
+    result["peak_flop_per_s"], result["peak_samples"] = {}, {}
+    measure_peak("start")
 
     work = spec["workloads"]
     ckpts = spec["checkpoints"]
@@ -216,6 +222,7 @@ def main(argv=None) -> int:
     if "d" in work:
         ck = ckpts.get("d") or ckpts["a"]
         result["d"] = train_workload(spec, result, ck, BertConfig.from_pretrained(ck), *spec["d_shape"])
+    measure_peak("end")
     result["wall_s"] = time.perf_counter() - t0
     result["loadavg_at_end"] = os.getloadavg()
     with open(argv[1], "w") as fh:
