@@ -1,0 +1,234 @@
+"""One framework's share of a benchmark run, in its own process (thread settings, memory and the HF TF legacy-Keras
+switch stay per framework). ``python -m benchmarks.worker SPEC.json OUT.json``.
+
+The spec (written by :mod:`benchmarks.cli`) names the framework, threads, checkpoints, workloads and repeats; the
+result is a JSON dict of measurements, with an ``errors`` list for anything that failed (the run goes on).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, Dict
+
+import numpy as np
+
+from bert_core import BertConfig
+from bert_core.batching import run_bucketed
+
+from . import frameworks as fw
+from .workloads import (corpus_lengths, cosine, forward_flops, make_batch, make_corpus_ids, pad_to_longest_batches,
+                        time_fn, time_interleaved, train_flops)
+
+
+def _guard(result: Dict[str, Any], label: str, fn):
+    try:
+        return fn()
+    except Exception as err:  # noqa: BLE001 - a failed measurement is recorded, the run goes on
+        result["errors"].append({"where": label, "error": f"{type(err).__name__}: {err}",
+                                 "trace": traceback.format_exc(limit=6)[-1500:]})
+        print(f"[{result['framework']}] {label} FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return None
+
+
+def _log(framework: str, msg: str) -> None:
+    print(f"[{framework}] {msg}", file=sys.stderr, flush=True)
+
+
+def _impls(spec) -> list:
+    out = []
+    if spec["ours"]:
+        out.append("ours")
+    if spec["hf"]:
+        out.append("hf")
+    return out
+
+
+def fixed_batch_workload(spec, result, key: str, ckpt: str, config: BertConfig, batch: int, length: int,
+                         with_bf16: bool) -> Dict[str, Any]:
+    framework = spec["framework"]
+    inputs = make_batch(batch, length, config.vocab_size)
+    flops = forward_flops(config, batch, length)
+    res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_batch": flops, "checkpoint": ckpt}
+    variants = [(impl, "fp32") for impl in _impls(spec)]
+    if with_bf16 and spec["ours"]:
+        variants.append(("ours", "bf16"))
+    fns, outs = {}, {}
+    for impl, precision in variants:
+        name = f"{impl}_{precision}"
+        _log(framework, f"{key} {name}: load + first call")
+
+        def build():
+            fwd = fw.make_forward(framework, impl, ckpt, precision, tf_jit=spec.get("tf_jit", False))
+            return fwd, fwd(inputs)
+
+        got = _guard(result, f"{key}/{name}", build)
+        if got is not None:
+            fns[name], outs[name] = got
+    timings = _guard(result, f"{key}/timing", lambda: time_interleaved(
+        {k: (lambda f=f: f(inputs)) for k, f in fns.items()}, spec["repeats"], warmup=spec["warmup"])) or {}
+    reference = outs.get("ours_fp32")
+    for name, timing in timings.items():
+        t = timing["median_s"]
+        entry = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
+        if name != "ours_fp32" and reference is not None:
+            entry["cosine_vs_ours_fp32"] = cosine(outs[name], reference)
+            entry["max_abs_diff_vs_ours_fp32"] = float(np.max(np.abs(outs[name] - reference)))
+        res[name] = entry
+        _log(framework, f"{key} {name}: {entry['seq_per_s']:.2f} seq/s")
+    del fns, outs
+    gc.collect()
+    return res
+
+
+def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, Any]:
+    framework = spec["framework"]
+    c = spec["varlen"]
+    lengths = corpus_lengths(c["n"], max_len=min(c["max_len"], config.max_position_embeddings))
+    ids = make_corpus_ids(lengths, config.vocab_size)
+    real_tokens = int(lengths.sum())
+    res: Dict[str, Any] = {"n_sequences": len(ids), "real_tokens": real_tokens, "batch_size": c["batch_size"],
+                           "max_tokens": c["max_tokens"], "pad_to_multiple_of": c["pad_to_multiple_of"],
+                           "length_min": int(lengths.min()), "length_median": float(np.median(lengths)),
+                           "length_max": int(lengths.max()), "checkpoint": ckpt}
+    outputs: Dict[str, list] = {}
+
+    def padded_run(fwd):
+        results = [None] * len(ids)
+        padded = 0
+        for idx, batch in pad_to_longest_batches(ids, c["batch_size"]):
+            out = fwd(batch)
+            padded += batch["input_ids"].size
+            for r, i in enumerate(idx):
+                results[i] = out[r, :len(ids[i])]
+        return results, padded
+
+    def bucketed_run(fwd):
+        return run_bucketed(fwd, ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"],
+                            pad_to_multiple_of=c["pad_to_multiple_of"])
+
+    runs = []
+    if spec["ours"]:
+        runs.append(("ours_bucketed", "ours", bucketed_run))
+    if spec["hf"]:
+        runs.append(("hf_pad_to_longest", "hf", lambda f: padded_run(f)[0]))
+    fns = {}
+    for name, impl, runner in runs:
+        def build():
+            fwd = fw.make_forward(framework, impl, ckpt, "fp32", tf_jit=spec.get("tf_jit", False))
+            return fwd, runner(fwd)  # warm-up pass: compiles every shape for jit frameworks
+
+        _log(framework, f"c {name}: load + warm-up pass")
+        got = _guard(result, f"c/{name}", build)
+        if got is not None:
+            fwd, outputs[name] = got
+            fns[name] = (lambda r=runner, f=fwd: r(f))
+    timings = _guard(result, "c/timing", lambda: time_interleaved(fns, spec["varlen_repeats"], warmup=0)) or {}
+    for name, timing in timings.items():
+        res[name] = dict(timing, tokens_per_s=real_tokens / timing["median_s"])
+        _log(framework, f"c {name}: {res[name]['tokens_per_s']:.0f} tok/s")
+    del fns
+    if len(outputs) == 2:
+        a, b = outputs["ours_bucketed"], outputs["hf_pad_to_longest"]
+        res["max_abs_diff_bucketed_vs_hf_padded"] = float(max(np.max(np.abs(x - y)) for x, y in zip(a, b)))
+    # padded-token accounting (framework independent)
+    padded_hf = sum(b["input_ids"].size for _, b in pad_to_longest_batches(ids, c["batch_size"]))
+    from bert_core.batching import iter_bucketed
+
+    padded_ours = sum(b["input_ids"].size for _, b in iter_bucketed(
+        ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"], pad_to_multiple_of=c["pad_to_multiple_of"]))
+    res["padded_tokens_hf"] = int(padded_hf)
+    res["padded_tokens_bucketed"] = int(padded_ours)
+    return res
+
+
+def train_workload(spec, result, ckpt: str, config: BertConfig, batch: int, length: int) -> Dict[str, Any]:
+    framework = spec["framework"]
+    inputs = make_batch(batch, length, config.vocab_size, seed=3)
+    labels = (np.arange(batch) % 2).astype(np.int64)
+    flops = train_flops(config, batch, length)
+    res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_step": flops, "checkpoint": ckpt,
+                           "optimizer": f"AdamW lr={fw.LR}", "head": "BertForSequenceClassification(num_labels=2)"}
+    steps, first = {}, {}
+    for impl in _impls(spec):
+        def build():
+            step = fw.make_train_step(framework, impl, ckpt, 2, tf_jit=spec.get("tf_jit", False))
+            return step, step(inputs, labels)
+
+        _log(framework, f"d {impl}: load + first step")
+        got = _guard(result, f"d/{impl}", build)
+        if got is not None:
+            steps[impl], first[impl] = got
+    timings = _guard(result, "d/timing", lambda: time_interleaved(
+        {k: (lambda s=s: s(inputs, labels)) for k, s in steps.items()}, spec["train_repeats"],
+        warmup=0)) or {}  # the first step (above) was the warm-up
+    for impl, timing in timings.items():
+        t = timing["median_s"]
+        res[impl] = dict(timing, steps_per_s=1 / t, seq_per_s=batch / t, flop_per_s=flops / t, first_loss=first[impl])
+        _log(framework, f"d {impl}: {res[impl]['steps_per_s']:.3f} steps/s")
+    del steps
+    gc.collect()
+    return res
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(open(argv[0]).read())
+    framework = spec["framework"]
+    result: Dict[str, Any] = {"framework": framework, "errors": [], "loadavg_at_start": os.getloadavg()}
+    t0 = time.perf_counter()
+    result["setup"] = _guard(result, "setup", lambda: fw.SETUP[framework](spec["threads"]))
+    problem = fw.our_backend_importable(framework)
+    if problem is not None:
+        result["errors"].append({"where": "import", "error": problem})
+        spec["ours"] = False
+    if spec["hf"] and not fw.hf_available():
+        spec["hf"] = False
+    if spec["hf"]:
+        import transformers
+
+        result["setup"] = dict(result["setup"] or {}, transformers=transformers.__version__)
+    result["ours"], result["hf"] = spec["ours"], spec["hf"]
+
+    def measure_peak(when: str) -> None:
+        for dtype in ("fp32", "bf16"):
+            value = _guard(result, f"peak/{dtype}/{when}",
+                           lambda: fw.PEAK[framework](spec["peak_n"], dtype, spec["peak_repeats"]))
+            if value is not None:
+                result["peak_samples"].setdefault(dtype, []).append(value)
+                result["peak_flop_per_s"][dtype] = max(result["peak_samples"][dtype])
+        _log(framework, f"matmul peak ({when}): {result['peak_flop_per_s']}")
+
+    # the peak is sampled before and after the workloads and the best sample kept: on a shared machine one
+    # sample can land in a busy second and make model FLOP/s look like more than 100% of "peak"
+    result["peak_flop_per_s"], result["peak_samples"] = {}, {}
+    measure_peak("start")
+
+    work = spec["workloads"]
+    ckpts = spec["checkpoints"]
+    if "a" in work:
+        config = BertConfig.from_pretrained(ckpts["a"])
+        result["a"] = fixed_batch_workload(spec, result, "a", ckpts["a"], config, *spec["a_shape"], with_bf16=True)
+    if "b" in work and ckpts.get("b"):
+        config = BertConfig.from_pretrained(ckpts["b"])
+        result["b"] = fixed_batch_workload(spec, result, "b", ckpts["b"], config, *spec["b_shape"], with_bf16=True)
+    if "c" in work:
+        ck = ckpts.get("c") or ckpts["a"]
+        result["c"] = varlen_workload(spec, result, ck, BertConfig.from_pretrained(ck))
+    if "d" in work:
+        ck = ckpts.get("d") or ckpts["a"]
+        result["d"] = train_workload(spec, result, ck, BertConfig.from_pretrained(ck), *spec["d_shape"])
+    measure_peak("end")
+    result["wall_s"] = time.perf_counter() - t0
+    result["loadavg_at_end"] = os.getloadavg()
+    with open(argv[1], "w") as fh:
+        json.dump(result, fh, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

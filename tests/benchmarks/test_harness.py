@@ -1,0 +1,78 @@
+"""The harness end to end in --quick mode (tiny config), its report writers, and the pure-numpy PNG writer.
+
+No timing assertions: only that the run completes and writes valid JSON / Markdown / PNG.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import cli
+from benchmarks.png import bar_chart, decode_png, read_png_size, write_png
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_png_writer_roundtrip(tmp_path):
+    img = np.zeros((7, 5, 3), np.uint8)
+    img[2, 3] = (255, 10, 20)
+    write_png(tmp_path / "x.png", img)
+    assert read_png_size(tmp_path / "x.png") == (5, 7)
+    np.testing.assert_array_equal(decode_png(tmp_path / "x.png"), img)
+
+
+def test_bar_chart_is_a_real_image(tmp_path):
+    bar_chart(tmp_path / "c.png", ["A FP32", "B"], ["torch", "tf"], {"torch": [1.2, None], "tf": [0.8, 3.5]}, "T")
+    pixels = decode_png(tmp_path / "c.png")
+    assert pixels.shape[2] == 3 and pixels.shape[0] > 100
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 3  # bars, text, background
+
+
+def _backends():
+    found = [fw for fw, mod in (("torch", "torch"), ("flax", "flax"), ("tf", "tensorflow"))
+             if importlib.util.find_spec(mod) is not None]
+    if not found:
+        pytest.skip("no framework installed")
+    return found[0]  # one backend keeps the run well under a minute on a busy machine
+
+
+def test_quick_run_end_to_end(tmp_path):
+    backend = _backends()
+    rc = cli.main(["bench", "--quick", "--no-hf", "--backends", backend, "--out-dir", str(tmp_path)])
+    assert rc == 0
+    result = json.loads((tmp_path / "latest.json").read_text())
+    assert result["settings"]["quick"] is True
+    assert result["machine"]["cpu_count"] >= 1 and result["machine"]["versions"]
+    fw = result["frameworks"][backend]
+    assert fw["errors"] == [], fw["errors"]
+    assert fw["a"]["ours_fp32"]["seq_per_s"] > 0 and fw["a"]["ours_bf16"]["cosine_vs_ours_fp32"] > 0.99
+    assert fw["c"]["ours_bucketed"]["tokens_per_s"] > 0
+    assert fw["d"]["ours"]["steps_per_s"] > 0
+    assert result["peak_flop_per_s"]["fp32"] > 0
+    assert result["memory"] and "load_s" in result["memory"][0]
+    assert "tokenizers" in result
+    md = (tmp_path / "latest.md").read_text()
+    assert "| target | measured | met |" in md and "(a) bert-base" in md
+    width, height = read_png_size(tmp_path / "latest.png")
+    assert width > 100 and height > 100
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert out.returncode == 0 and "--quick" in out.stdout
+
+
+def test_bert_cli_dispatch(tmp_path):
+    from bert_core.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
