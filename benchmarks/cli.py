@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bert_core.io_utils import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 FRAMEWORKS = ("torch", "tf", "flax")
@@ -421,8 +423,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     summarize(result)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(result, indent=1, default=str))
-    (out / "latest.md").write_text(markdown(result))
+    atomic_write_text(out / "latest.json", json.dumps(result, indent=1, default=str))
+    atomic_write_text(out / "latest.md", markdown(result))
     chart(result, out / "latest.png")
     print(markdown(result))
     print(f"wrote {out / 'latest.json'}, latest.md, latest.png", file=sys.stderr)

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from bert_core.io_utils import atomic_write_bytes
+
 _FONT = {  # 3x5 glyphs, rows top to bottom, 3 bits each
     "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
     "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001010010010",
@@ -57,8 +59,7 @@ def write_png(path, rgb: np.ndarray) -> None:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    with open(path, "wb") as fh:
-        fh.write(png)
+    atomic_write_bytes(path, png)
 
 
 def bar_chart(path, groups: Sequence[str], series: Sequence[str], values: Dict[str, List[Optional[float]]],

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from bert_core.io_utils import atomic_write_text
 from bert_core.weights import HEADS
 
 from .tolerance import DEFAULT_TOLERANCE, parse_tolerance
@@ -55,9 +56,7 @@ def _progress(quiet: bool):
 
 
 def _write_json(path: str, data: dict) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(Path(path), json.dumps(data, indent=2) + "\n")
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
