@@ -424,7 +424,7 @@ def load_head_weights(
         name_or_path, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
         config=config, **config_overrides,
     )
-    _check_config_agrees(config, state, directory / file_name)
+    check_config_agrees(config, state, directory / file_name)
     weights, info = match_state_dict(
         state, config, head, add_pooling_layer=add_pooling_layer, ignore_mismatched_sizes=ignore_mismatched_sizes
     )
@@ -447,7 +447,8 @@ def load_head_weights(
     return config, weights, info
 
 
-def _check_config_agrees(config: BertConfig, state: Mapping[str, np.ndarray], where: Path) -> None:
+def check_config_agrees(config: BertConfig, state: Mapping[str, np.ndarray], where: Path) -> None:
+    """Raise CheckpointError (naming ``where``, the field and the tensor) when sizes in ``config`` contradict ``state``."""
     checks = [
         ("embeddings.word_embeddings.weight", 0, "vocab_size", config.vocab_size),
         ("embeddings.word_embeddings.weight", 1, "hidden_size", config.hidden_size),

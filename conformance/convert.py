@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_core.checkpoint import CheckpointError, WEIGHT_FILES, _check_config_agrees, load_checkpoint, read_state_dict
+from bert_core.checkpoint import CheckpointError, WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
 from bert_core.config import BertConfig
 from bert_core.weights import HEADS, match_state_dict, normalize_state_dict
 
@@ -145,7 +145,7 @@ def _tokenizer_files(directory: Optional[Path]) -> List[Path]:
 
 def read_hf(src: str) -> Source:
     config, state, directory, file_name = load_checkpoint(src)
-    _check_config_agrees(config, state, directory / file_name)
+    check_config_agrees(config, state, directory / file_name)
     head = infer_head(list(normalize_state_dict(state, "BertForPreTraining")), config)
     weights, dropped = _canonical(state, config, head, str(directory / file_name))
     return Source("hf", str(src), config, head, weights, _tokenizer_files(directory), dropped)
@@ -225,7 +225,7 @@ def read_tf1(prefix: Path) -> Source:
         canonical, transpose = mapped
         value = np.asarray(reader.get_tensor(name))
         state[canonical] = np.ascontiguousarray(value.T) if transpose else value
-    _check_config_agrees(config, state, prefix)
+    check_config_agrees(config, state, prefix)
     head = infer_head(list(state), config)
     weights, dropped = _canonical(state, config, head, str(prefix))
     if dropped:

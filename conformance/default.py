@@ -77,12 +77,12 @@ def load_checkpoint_any(source) -> Checkpoint:
         return default_checkpoint()
     if isinstance(source, Checkpoint):
         return source
-    from bert_core.checkpoint import _check_config_agrees, load_checkpoint
+    from bert_core.checkpoint import check_config_agrees, load_checkpoint
 
     text = str(source)
     path = Path(text)
     if not path.exists() and (path.is_absolute() or text.startswith((".", "~")) or text.count("/") != 1):
         raise FileNotFoundError(f"checkpoint {text!r} does not exist (expected a directory or a hub id like 'org/name')")
     config, state, directory, file_name = load_checkpoint(text)
-    _check_config_agrees(config, state, directory / file_name)
+    check_config_agrees(config, state, directory / file_name)
     return Checkpoint(config=config, state=state, name=text, directory=directory)
