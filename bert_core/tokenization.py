@@ -339,6 +339,21 @@ def _to_numpy(value: Any):
     return arr
 
 
+_EXTRA_FOR_TENSORS = {"torch": "torch", "tensorflow": "tf", "jax.numpy": "flax"}
+
+
+def _import_for_tensors(module: str, tensor_type: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"return_tensors={tensor_type!r} needs {module.split('.')[0]}, which is not installed: "
+            f"pip install 'multi-bert[{_EXTRA_FOR_TENSORS[module]}]' (or use return_tensors='np')"
+        ) from err
+
+
 def convert_to_tensors(value: Any, tensor_type: Optional[str]):
     """Convert nested int lists to an int64 array/tensor of ``tensor_type`` in None/'np'/'pt'/'tf'/'jax'
     ('jax' gives int32 unless ``jax_enable_x64`` is on)."""
@@ -349,15 +364,13 @@ def convert_to_tensors(value: Any, tensor_type: Optional[str]):
     if tensor_type == "np":
         return _to_numpy(value)
     if tensor_type == "pt":
-        import torch  # lazily: only when asked for
-
+        torch = _import_for_tensors("torch", tensor_type)  # lazily: only when asked for
         return torch.from_numpy(_to_numpy(value))
     if tensor_type == "tf":
-        import tensorflow as tf
-
+        tf = _import_for_tensors("tensorflow", tensor_type)
         return tf.constant(_to_numpy(value))
     if tensor_type in ("jax", "flax"):
-        import jax.numpy as jnp
+        jnp = _import_for_tensors("jax.numpy", tensor_type)
 
         # without jax_enable_x64 jax stores int32; converting silently (as HF does) beats a warning per call
         arr = _to_numpy(value)
