@@ -555,7 +555,11 @@ class BertPreTrainedModel(nn.Module):
             ignore_mismatched_sizes=ignore_mismatched_sizes, revision=revision, cache_dir=cache_dir, token=token,
             local_files_only=local_files_only, **config_overrides,
         )
-        model = cls._build(config, None, pool)
+        # Built on the meta device: torch's own random init of every layer would be thrown away by the load below.
+        with torch.device("meta"):
+            model = cls._build(config, None, pool)
+        model.to_empty(device="cpu")
+        model.tie_weights()
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         if torch_dtype is not None and torch_dtype != "auto":
             model.to(getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype)
@@ -586,8 +590,11 @@ class BertPreTrainedModel(nn.Module):
     def tie_weights(self) -> None:
         """Make the MLM decoder weight the word-embedding Parameter itself (unless tie_word_embeddings is False)."""
         decoder = self.get_output_embeddings()
-        if decoder is not None and self.config.tie_word_embeddings:
-            decoder.weight = self.get_input_embeddings().weight
+        if decoder is not None:
+            # the decoder bias is always cls.predictions.bias (moves like to_empty() re-create Parameters)
+            decoder.bias = self.cls.predictions.bias
+            if self.config.tie_word_embeddings:
+                decoder.weight = self.get_input_embeddings().weight
 
     def resize_token_embeddings(self, new_num_tokens: int, seed: int = 0) -> nn.Embedding:
         """Grow or shrink the vocabulary: word embeddings, (untied) decoder, decoder bias and config.vocab_size.

@@ -257,3 +257,17 @@ def test_import_isolation():
     code = ("import sys, bert_torch; bad = [m for m in ('tensorflow', 'keras', 'jax', 'flax') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_from_pretrained_keeps_every_tie_and_equals_a_built_model(tmp_path):
+    # from_pretrained builds on the meta device and materialises empty storage: every tensor must then be loaded
+    config = tiny_config()
+    built = bert_torch.BertForPreTraining(config, seed=5).eval()
+    built.save_pretrained(tmp_path)
+    loaded = bert_torch.BertForPreTraining.from_pretrained(tmp_path)
+    head = loaded.cls.predictions
+    assert head.decoder.bias is head.bias and head.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+    ids = torch.randint(0, config.vocab_size, (2, 7))
+    with torch.no_grad():
+        a, b = built(input_ids=ids), loaded(input_ids=ids)
+    assert torch.equal(a.prediction_logits, b.prediction_logits) and torch.equal(a.seq_relationship_logits, b.seq_relationship_logits)
