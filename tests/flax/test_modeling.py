@@ -234,6 +234,41 @@ def test_dtype_and_param_dtype():
     assert half.canonical_weights()["encoder.layer.0.output.dense.weight"].dtype == np.float32
 
 
+def _dot_types(model, **kwargs):
+    """(operand dtypes, result dtype) of every dot_general in the jaxpr of a forward pass."""
+    graphdef, state = nnx.split(model)
+    jaxpr = jax.make_jaxpr(lambda s: nnx.merge(graphdef, s)(IDS, deterministic=True, **kwargs))(state)
+    found = []
+
+    def walk(jx):
+        for eqn in jx.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append((tuple(str(v.aval.dtype) for v in eqn.invars), str(eqn.outvars[0].aval.dtype)))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+                    if hasattr(inner, "eqns"):
+                        walk(inner)
+
+    walk(jaxpr.jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.bfloat16])
+def test_bfloat16_dots_accumulate_in_float32(param_dtype):
+    # bf16 x bf16 -> f32 dots are what XLA:CPU runs fast (bf16 -> bf16 ones fall back to a slow loop)
+    config = tiny_config(position_embedding_type="relative_key_query")
+    model = bert_flax.BertForMaskedLM(config, dtype=jnp.bfloat16, param_dtype=param_dtype, seed=7)
+    dots = _dot_types(model, output_attentions=True)
+    assert len(dots) >= 6 * config.num_hidden_layers + 2
+    assert all(ins == ("bfloat16", "bfloat16") and out == "float32" for ins, out in dots), dots
+    out = model(IDS, output_attentions=True, deterministic=True)
+    assert out.logits.dtype == jnp.bfloat16 and out.attentions[0].dtype == jnp.bfloat16
+    # the float32 computation keeps plain float32 dots
+    ref = bert_flax.BertForMaskedLM(config, seed=7)
+    assert all(ins == ("float32", "float32") and out == "float32" for ins, out in _dot_types(ref))
+
+
 def test_save_and_from_pretrained_roundtrip(models, tmp_path):
     model = models["BertForSequenceClassification"]
     model.save_pretrained(tmp_path / "cls")
