@@ -383,7 +383,9 @@ def flax_peak(n: int, dtype: str, repeats: int) -> float:
     key = jax.random.PRNGKey(0)
     a = jax.random.normal(key, (n, n)).astype(dt)
     b = jax.random.normal(key, (n, n)).astype(dt)
-    mm = jax.jit(jnp.matmul)
+    # bf16 inputs with float32 accumulation: the form bert_flax's bf16 path uses (and the only fast bf16 GEMM XLA:CPU
+    # has); bf16 -> bf16 output runs a slow generic loop there.
+    mm = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
     mm(a, b).block_until_ready()
     times = []
     for _ in range(repeats):
