@@ -83,6 +83,13 @@ _RELATIVE = ("relative_key", "relative_key_query")
 # ------------------------------------------------------------------------------------------------ activations
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+
+
+def _gelu_erf(x: tf.Tensor) -> tf.Tensor:
+    # exact (erf) GELU. Written as ``x * (1/sqrt 2)`` (not ``x / sqrt 2``, which differs only by float rounding) so that
+    # TensorFlow's grappler remapper recognises the pattern and fuses MatMul + BiasAdd + GELU into one oneDNN kernel.
+    return 0.5 * x * (1.0 + tf.math.erf(x * _INV_SQRT_2))
 
 
 def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
@@ -90,8 +97,8 @@ def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
 
 
 ACT2FN = {
-    "gelu": lambda x: 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0))),
-    "gelu_python": lambda x: 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0))),
+    "gelu": _gelu_erf,
+    "gelu_python": _gelu_erf,
     "gelu_new": _gelu_tanh,
     "gelu_pytorch_tanh": _gelu_tanh,
     "gelu_fast": lambda x: 0.5 * x * (1.0 + tf.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
@@ -132,6 +139,36 @@ def _bce_with_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
 def _dense(units: int, name: str, use_bias: bool = True) -> keras.layers.Dense:
     # zeros: every variable is overwritten from bert_core's seeded init right after building
     return keras.layers.Dense(units, use_bias=use_bias, kernel_initializer="zeros", name=name)
+
+
+def _linear(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
+    """``dense(x)`` for a 2-D ``x`` (rows, in) -> (rows, out) as a plain MatMul + BiasAdd on the layer's variables.
+
+    Same math as calling the Keras layer, but the graph is ``MatMul -> BiasAdd`` with nothing in between, which
+    grappler's remapper fuses (together with a following exact GELU or residual ``AddV2``) into one oneDNN kernel;
+    Keras 3's Dense on 3-D inputs puts reshapes between MatMul and the bias add, so nothing fuses."""
+    if getattr(dense, "quantization_mode", None) or getattr(dense, "lora_enabled", False):
+        return dense(x)
+    dtype = dense.compute_dtype
+    y = tf.matmul(tf.cast(x, dtype), tf.cast(dense.kernel, dtype))
+    if dense.bias is not None:
+        y = tf.nn.bias_add(y, tf.cast(dense.bias, dtype))
+    return y
+
+
+def _rows(x: tf.Tensor) -> tf.Tensor:
+    """(..., features) -> (rows, features); reshapes are free and grappler folds consecutive ones."""
+    return tf.reshape(x, (-1, _shape_list(x)[-1]))
+
+
+def _unrows(y: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """(rows, out) -> like's leading dims + (out,)."""
+    return tf.reshape(y, _shape_list(like)[:-1] + [_shape_list(y)[-1]])
+
+
+def _dense_nd(dense: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
+    """``dense(x)`` for any rank >= 2, through the fusable 2-D form."""
+    return _unrows(_linear(dense, _rows(x)), x)
 
 
 def _layer_norm(config: BertConfig, name: str = "LayerNorm") -> keras.layers.LayerNormalization:
@@ -239,16 +276,16 @@ class BertSelfAttention(keras.layers.Layer):
     def call(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None, past_key_value=None,
              cache_active=False, training=False):
         """Returns (context (batch, seq, hidden), probs (batch, heads, seq, key_len), (key, value) for the cache)."""
-        query = self._split_heads(self.query(hidden_states))
+        query = self._split_heads(_dense_nd(self.query, hidden_states))
         if encoder_hidden_states is not None:
             if past_key_value is not None:  # cross keys/values depend only on the encoder: reuse them
                 key, value = past_key_value
             else:
-                key = self._split_heads(self.key(encoder_hidden_states))
-                value = self._split_heads(self.value(encoder_hidden_states))
+                key = self._split_heads(_dense_nd(self.key, encoder_hidden_states))
+                value = self._split_heads(_dense_nd(self.value, encoder_hidden_states))
         else:
-            key = self._split_heads(self.key(hidden_states))
-            value = self._split_heads(self.value(hidden_states))
+            key = self._split_heads(_dense_nd(self.key, hidden_states))
+            value = self._split_heads(_dense_nd(self.value, hidden_states))
             if past_key_value is not None:
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
@@ -297,8 +334,9 @@ class BertSelfOutput(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states, residual, training=False):
-        hidden_states = self.dropout(self.dense(hidden_states), training=training)
-        return self.LayerNorm(hidden_states + residual)
+        # 2-D MatMul + BiasAdd (+ dropout, identity at inference) + residual: one fused oneDNN kernel at inference
+        hidden_states = self.dropout(_linear(self.dense, _rows(hidden_states)), training=training)
+        return self.LayerNorm(_unrows(hidden_states + _rows(residual), residual))
 
 
 @keras.saving.register_keras_serializable(package=_SERIALIZABLE)
@@ -346,7 +384,8 @@ class BertIntermediate(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states):
-        return self.act(self.dense(hidden_states))
+        # activation applied to the 2-D MatMul + BiasAdd so that an exact GELU fuses into the oneDNN matmul
+        return _unrows(self.act(_linear(self.dense, _rows(hidden_states))), hidden_states)
 
 
 @keras.saving.register_keras_serializable(package=_SERIALIZABLE)
@@ -366,8 +405,9 @@ class BertOutput(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states, residual, training=False):
-        hidden_states = self.dropout(self.dense(hidden_states), training=training)
-        return self.LayerNorm(hidden_states + residual)
+        # 2-D MatMul + BiasAdd (+ dropout, identity at inference) + residual: one fused oneDNN kernel at inference
+        hidden_states = self.dropout(_linear(self.dense, _rows(hidden_states)), training=training)
+        return self.LayerNorm(_unrows(hidden_states + _rows(residual), residual))
 
 
 @keras.saving.register_keras_serializable(package=_SERIALIZABLE)
