@@ -809,9 +809,17 @@ class BertModel(BertPreTrainedModel):
 
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
         batch, seq_len = embedding_output.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones((batch, past_length + seq_len), device=embedding_output.device)
-        extended_mask = self._extended_mask(attention_mask, seq_len)
+        # Without padding an encoder needs no mask at all: SDPA then takes its unmasked (faster) kernel, as in HF.
+        # Checking the values needs a host sync, so traced graphs (compile/export) always keep the mask.
+        no_padding = attention_mask is None or (
+            attention_mask.dim() == 2 and not _is_tracing() and bool(attention_mask.all())
+        )
+        if no_padding and not config.is_decoder:
+            extended_mask = None
+        else:
+            if attention_mask is None:
+                attention_mask = torch.ones((batch, past_length + seq_len), device=embedding_output.device)
+            extended_mask = self._extended_mask(attention_mask, seq_len)
         encoder_mask = None
         if encoder_hidden_states is not None:
             if encoder_attention_mask is None:
