@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -73,12 +73,3 @@ def resolve_model_dir(
             f"It is neither a local directory nor a resolvable hub repo id: {type(err).__name__}: {err}"
         ) from err
     return Path(snapshot)
-
-
-def find_first(directory: Path, names: Iterable[str]) -> Optional[Path]:
-    """Return the first of ``names`` that exists in ``directory``, else None."""
-    for name in names:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None

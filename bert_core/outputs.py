@@ -12,7 +12,6 @@ only when called (each backend calls its own at import).
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections import OrderedDict
 from dataclasses import dataclass, fields
@@ -299,8 +298,3 @@ def register_jax_pytree_nodes() -> None:
 
         jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
     _registered.add("jax")
-
-
-def output_field_names(cls) -> Tuple[str, ...]:
-    """Field names of an output class, in order."""
-    return tuple(f.name for f in dataclasses.fields(cls))

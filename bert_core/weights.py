@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -302,12 +302,3 @@ def match_state_dict(
     mismatched = {m[0] for m in info.mismatched_keys}
     info.missing_keys = [n for n, s in table.items() if s.tied_to is None and n not in weights and n not in mismatched]
     return weights, info
-
-
-def iter_backend_items(
-    config: BertConfig, head: str, backend: str, add_pooling_layer: Optional[bool] = None
-) -> Iterable[Tuple[WeightSpec, Tuple[str, ...], bool]]:
-    """(spec, backend attribute path, transpose) for every untied tensor of ``head``."""
-    for spec in stored_weights(config, head, add_pooling_layer).values():
-        path, transpose = backend_path(spec, backend)
-        yield spec, path, transpose
