@@ -1005,6 +1005,19 @@ class BertTokenizerBase:
         return [self.decode(s, skip_special_tokens=skip_special_tokens,
                             clean_up_tokenization_spaces=clean_up_tokenization_spaces, **kwargs) for s in sequences]
 
+    def _settings(self) -> Dict[str, Any]:
+        """Constructor settings shared by the slow and fast tokenizers (what slow <-> fast conversion carries over)."""
+        out = dict(
+            do_lower_case=self.do_lower_case, tokenize_chinese_chars=self.tokenize_chinese_chars,
+            strip_accents=self.strip_accents, model_max_length=self.model_max_length, padding_side=self.padding_side,
+            truncation_side=self.truncation_side, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
+            name_or_path=self.name_or_path,
+        )
+        for attr in SPECIAL_TOKEN_ATTRS:
+            out[attr] = self._special.get(attr)
+        out["additional_special_tokens"] = list(self._additional_special) or None
+        return out
+
     # -- persistence ---------------------------------------------------------------------------------------------------
 
     def _init_kwargs_for_config(self) -> Dict[str, Any]:

@@ -12,7 +12,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from .tokenization import (
     ADDED_TOKENS_FILE,
-    SPECIAL_TOKEN_ATTRS,
     SPECIAL_TOKENS_MAP_FILE,
     TOKENIZER_CONFIG_FILE,
     VOCAB_FILES,
@@ -334,18 +333,6 @@ class BertTokenizerFast(BertTokenizerBase):
             return cls(tokenizer_file=tokenizer_file, added_tokens=added, **kwargs)
         return cls(vocab_file=vocab_file, added_tokens=added, **kwargs)
 
-    def _settings(self) -> Dict[str, Any]:
-        out = dict(
-            do_lower_case=self.do_lower_case, tokenize_chinese_chars=self.tokenize_chinese_chars,
-            strip_accents=self.strip_accents, model_max_length=self.model_max_length, padding_side=self.padding_side,
-            truncation_side=self.truncation_side, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
-            name_or_path=self.name_or_path,
-        )
-        for attr in SPECIAL_TOKEN_ATTRS:
-            out[attr] = self._special.get(attr)
-        out["additional_special_tokens"] = list(self._additional_special) or None
-        return out
-
     @classmethod
     def from_slow(cls, slow: BertTokenizer) -> "BertTokenizerFast":
         """A fast tokenizer with the same vocabulary, added tokens and settings as ``slow``."""
@@ -353,16 +340,7 @@ class BertTokenizerFast(BertTokenizerBase):
             raise TypeError(f"from_slow expects a BertTokenizer, got {_type_name(slow)}")
         if not slow.do_basic_tokenize or slow.never_split:
             raise ValueError("cannot convert a BertTokenizer with do_basic_tokenize=False or never_split to fast")
-        settings = dict(
-            do_lower_case=slow.do_lower_case, tokenize_chinese_chars=slow.tokenize_chinese_chars,
-            strip_accents=slow.strip_accents, model_max_length=slow.model_max_length, padding_side=slow.padding_side,
-            truncation_side=slow.truncation_side, clean_up_tokenization_spaces=slow.clean_up_tokenization_spaces,
-            name_or_path=slow.name_or_path,
-        )
-        for attr in SPECIAL_TOKEN_ATTRS:
-            settings[attr] = slow._special.get(attr)
-        settings["additional_special_tokens"] = list(slow._additional_special) or None
-        return cls(vocab=slow.vocab, added_tokens=slow.added_tokens_decoder, **settings)
+        return cls(vocab=slow.vocab, added_tokens=slow.added_tokens_decoder, **slow._settings())
 
     def to_slow(self) -> BertTokenizer:
         """The pure-Python ``BertTokenizer`` with the same vocabulary, added tokens and settings."""
