@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bert_core.backends import BACKEND_NAMES, installed_backends
 from bert_core.io_utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
-FRAMEWORKS = ("torch", "tf", "flax")
-FRAMEWORK_DIST = {"torch": "torch", "tf": "tensorflow", "flax": "flax"}
+FRAMEWORKS = BACKEND_NAMES
 TARGETS = {"fp32_vs_hf": 1.0, "peak_fraction": 0.70, "bf16_speedup": 3.0, "bf16_cosine": 0.999,
            "varlen_vs_hf": 2.0, "tok_fast_vs_hf": 1.0, "tok_slow_vs_hf": 1.5}
 
@@ -387,7 +387,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         print(f"bert bench: unknown backends {unknown}", file=sys.stderr)
         return 2
-    installed = [b for b in backends if _version(FRAMEWORK_DIST[b]) is not None]
+    installed = [b for b in backends if b in installed_backends()]
     result: Dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(args.threads),
         "settings": {"quick": args.quick, "hf": not args.no_hf, "backends": installed, "workloads": args.workloads,

@@ -16,11 +16,12 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from bert_core.backends import BACKEND_NAMES as FRAMEWORKS
+from bert_core.backends import BACKENDS
+
 Batch = Dict[str, np.ndarray]
 Forward = Callable[[Batch], np.ndarray]
 
-FRAMEWORKS = ("torch", "tf", "flax")
-OUR_PACKAGE = {"torch": "bert_torch", "tf": "bert_tf", "flax": "bert_flax"}
 LR = 2e-5
 
 
@@ -424,7 +425,7 @@ def our_backend_importable(framework: str) -> Optional[str]:
     import importlib
 
     try:
-        importlib.import_module(OUR_PACKAGE[framework])
+        importlib.import_module(BACKENDS[framework].package)
     except Exception as err:  # noqa: BLE001 - report any import failure
         return f"{type(err).__name__}: {err}"
     return None

@@ -5,11 +5,128 @@ Backends pass plain Python values (shapes as tuples, min/max ids as ints); nothi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from .config import BertConfig
 
 Shape = Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What the checks need to know of one input array, filled in by each backend (``_array_info``).
+
+    shape: the dims, ``None`` for a dim unknown while tracing. kind: numpy dtype kind ("i", "u", "b", "f", "c"),
+    "" when unknown. low / high: min and max of an integer array's values when they are concrete (eager, non-empty),
+    else None (only the static checks then run).
+    """
+
+    shape: Tuple[Optional[int], ...]
+    kind: str = ""
+    low: Optional[int] = None
+    high: Optional[int] = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+def _known(*dims: Optional[int]) -> bool:
+    return all(d is not None for d in dims)
+
+
+def _dims_match(shape: Sequence[Optional[int]], expected: Sequence[Optional[int]]) -> bool:
+    """Equal where both dims are known (a traced None matches anything)."""
+    return len(shape) == len(expected) and all(a is None or b is None or a == b for a, b in zip(shape, expected))
+
+
+def _check_integer(name: str, info: ArrayInfo) -> None:
+    if info.kind and info.kind not in "iu":
+        what = {"f": "floating-point", "b": "boolean", "c": "complex"}.get(info.kind, f"dtype kind {info.kind!r}")
+        raise TypeError(f"{name} must hold integer ids, got a {what} array; cast it to an integer dtype")
+
+
+def check_inputs(
+    config: BertConfig,
+    *,
+    input_ids: Optional[ArrayInfo] = None,
+    attention_mask: Optional[ArrayInfo] = None,
+    token_type_ids: Optional[ArrayInfo] = None,
+    position_ids: Optional[ArrayInfo] = None,
+    head_mask: Optional[ArrayInfo] = None,
+    inputs_embeds: Optional[ArrayInfo] = None,
+    encoder_hidden_states: Optional[ArrayInfo] = None,
+    encoder_attention_mask: Optional[ArrayInfo] = None,
+    has_cache: bool = False,
+    past_length: Optional[int] = 0,
+    key_length: Optional[int] = None,
+) -> None:
+    """Every check of a ``BertModel`` call, for all backends: one place, one wording.
+
+    Args:
+        config: the model's config.
+        input_ids ... encoder_attention_mask: :class:`ArrayInfo` of each given input, None when not given.
+        has_cache: ``past_key_values`` were given. past_length: tokens already cached (None: unknown while tracing).
+        key_length: keys the attention mask must cover; default past_length + seq_len (a fixed-size cache passes its
+            buffer length).
+
+    Raises:
+        ValueError (bad shapes, ranges, combinations) or TypeError (non-integer ids), naming the argument, the value
+        and what was expected.
+    """
+    check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
+    check_decoder_inputs(config, encoder_hidden_states is not None, has_cache)
+    if input_ids is not None:
+        check_rank("input_ids", input_ids.shape, 2, "batch, seq_len")
+        _check_integer("input_ids", input_ids)
+        batch, seq_len = input_ids.shape
+        ref_name = "input_ids"
+        if input_ids.low is not None:
+            check_token_ids(input_ids.low, input_ids.high, config.vocab_size)
+    else:
+        check_rank("inputs_embeds", inputs_embeds.shape, 3, "batch, seq_len, hidden_size")
+        batch, seq_len, hidden = inputs_embeds.shape
+        ref_name = "inputs_embeds[..., 0]"
+        if hidden is not None and hidden != config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds has hidden size {hidden} (shape {tuple(inputs_embeds.shape)}) but "
+                f"config.hidden_size={config.hidden_size}"
+            )
+    shape = (batch, seq_len)
+    if _known(seq_len, past_length):
+        check_sequence_length(seq_len, past_length, config.max_position_embeddings)
+    if token_type_ids is not None:
+        _check_shape("token_type_ids", token_type_ids.shape, [shape], f"{ref_name} {tuple(shape)}")
+        _check_integer("token_type_ids", token_type_ids)
+        if token_type_ids.low is not None:
+            check_token_type_ids(token_type_ids.low, token_type_ids.high, config.type_vocab_size)
+    if position_ids is not None:
+        _check_shape("position_ids", position_ids.shape, [shape, (1, seq_len)],
+                     f"(batch, seq_len) = {tuple(shape)} or (1, seq_len)")
+        _check_integer("position_ids", position_ids)
+        if position_ids.low is not None and config.position_embedding_type == "absolute":
+            check_position_ids(position_ids.low, position_ids.high, config.max_position_embeddings)
+    if key_length is None and _known(seq_len, past_length):
+        key_length = seq_len + past_length
+    if attention_mask is not None:
+        check_attention_mask(attention_mask.shape, batch, key_length, seq_len, config.num_attention_heads)
+    if head_mask is not None:
+        check_head_mask(head_mask.shape, config.num_hidden_layers, config.num_attention_heads)
+    if encoder_hidden_states is not None:
+        check_rank("encoder_hidden_states", encoder_hidden_states.shape, 3, "batch, encoder_seq_len, hidden_size")
+        enc_batch, enc_len, enc_hidden = encoder_hidden_states.shape
+        _check_shape("encoder_hidden_states", encoder_hidden_states.shape, [(batch, enc_len, config.hidden_size)],
+                     f"(batch={batch}, encoder_seq_len, hidden_size={config.hidden_size})")
+        if encoder_attention_mask is not None:
+            check_attention_mask(encoder_attention_mask.shape, batch, enc_len, seq_len, config.num_attention_heads,
+                                 name="encoder_attention_mask")
+
+
+def _check_shape(name: str, shape: Sequence[Optional[int]], allowed: Sequence[Sequence[Optional[int]]],
+                 expected: str) -> None:
+    if not any(_dims_match(shape, a) for a in allowed):
+        raise ValueError(f"{name} has shape {tuple(shape)}; expected {expected}")
 
 
 def check_exclusive_inputs(has_input_ids: bool, has_inputs_embeds: bool) -> None:
@@ -66,15 +183,21 @@ def check_same_shape(name: str, shape: Shape, ref_name: str, ref_shape: Shape) -
         raise ValueError(f"{name} has shape {tuple(shape)} but {ref_name} has shape {tuple(ref_shape)}; they must match")
 
 
-def check_attention_mask(shape: Shape, batch: int, key_len: int) -> None:
-    """A 2-D padding mask must be (batch, past_length + seq_len)."""
-    if len(shape) == 2 and tuple(shape) != (batch, key_len):
-        raise ValueError(
-            f"attention_mask has shape {tuple(shape)} but the input needs ({batch}, {key_len}) "
-            f"(batch, past_length + seq_len)"
-        )
+def check_attention_mask(shape: Shape, batch: Optional[int], key_len: Optional[int], seq_len: Optional[int] = None,
+                         num_heads: Optional[int] = None, name: str = "attention_mask") -> None:
+    """A mask is (batch, keys), (batch, seq_len, keys) or (batch, 1 | num_heads, seq_len, keys), keys =
+    past_length + seq_len (dims unknown while tracing are not compared)."""
     if len(shape) not in (2, 3, 4):
-        raise ValueError(f"attention_mask must have rank 2, 3 or 4, got shape {tuple(shape)}")
+        raise ValueError(f"{name} must have rank 2, 3 or 4, got shape {tuple(shape)}")
+    if len(shape) == 2:
+        allowed, expected = [(batch, key_len)], f"({batch}, {key_len}) (batch, past_length + seq_len)"
+    elif len(shape) == 3:
+        allowed, expected = [(batch, seq_len, key_len)], f"({batch}, {seq_len}, {key_len}) (batch, seq_len, keys)"
+    else:
+        allowed = [(batch, 1, seq_len, key_len), (batch, num_heads, seq_len, key_len)]
+        expected = f"({batch}, 1 or {num_heads}, {seq_len}, {key_len}) (batch, heads, seq_len, keys)"
+    if not any(_dims_match(shape, a) for a in allowed):
+        raise ValueError(f"{name} has shape {tuple(shape)} but the input needs {expected}")
 
 
 def check_head_mask(shape: Shape, num_layers: int, num_heads: int) -> None:
@@ -102,6 +225,80 @@ def resolve_problem_type(config: BertConfig, labels_are_integer: bool) -> str:
     if labels_are_integer:
         return "single_label_classification"
     return "multi_label_classification"
+
+
+def check_generate_args(
+    config: BertConfig,
+    input_ids: ArrayInfo,
+    attention_mask: Optional[ArrayInfo],
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    top_k: Optional[int],
+    top_p: Optional[float],
+    eos_token_id: Optional[int],
+    pad_token_id: Optional[int],
+) -> None:
+    """The arguments of ``BertLMHeadModel.generate``, checked the same way in every backend."""
+    if not config.is_decoder:
+        raise ValueError("generate needs config.is_decoder=True (a causal mask); load the model with is_decoder=True")
+    check_rank("input_ids", input_ids.shape, 2, "batch, prompt_len")
+    _check_integer("input_ids", input_ids)
+    if input_ids.shape[1] == 0:
+        raise ValueError("generate needs a prompt of at least one token; got input_ids of shape "
+                         f"{tuple(input_ids.shape)}")
+    if input_ids.low is not None:
+        check_token_ids(input_ids.low, input_ids.high, config.vocab_size)
+    if attention_mask is not None:
+        _check_shape("attention_mask", attention_mask.shape, [input_ids.shape], f"input_ids' shape {tuple(input_ids.shape)}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    check_sequence_length(input_ids.shape[1] + max_new_tokens, 0, config.max_position_embeddings)
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+    for name, value in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value < config.vocab_size):
+            raise ValueError(f"{name} must be None or an id in 0..{config.vocab_size - 1}, got {value!r}")
+    if eos_token_id is not None and pad_token_id is None and config.pad_token_id is None:
+        raise ValueError("eos_token_id needs a pad_token_id (argument or config.pad_token_id) for finished rows")
+
+
+def generation_position_ids(attention_mask):
+    """Position ids of a (left-)padded prompt, as HF ``generate`` derives them: cumsum(mask) - 1, pads at 1.
+
+    attention_mask: int numpy (batch, prompt_len), 1 token / 0 pad. Returns int64 numpy of the same shape.
+    """
+    import numpy as np
+
+    mask = np.asarray(attention_mask).astype(np.int64)
+    positions = np.cumsum(mask, axis=-1) - 1
+    return np.where(mask == 0, 1, positions)
+
+
+def check_multiple_choice_inputs(
+    input_ids: Optional[ArrayInfo] = None,
+    attention_mask: Optional[ArrayInfo] = None,
+    token_type_ids: Optional[ArrayInfo] = None,
+    position_ids: Optional[ArrayInfo] = None,
+    inputs_embeds: Optional[ArrayInfo] = None,
+) -> int:
+    """Multiple-choice inputs are (batch, num_choices, seq_len) (inputs_embeds: + hidden); returns num_choices."""
+    check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
+    for name, info in (("input_ids", input_ids), ("attention_mask", attention_mask),
+                       ("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+        check_multiple_choice_shape(name, None if info is None else info.shape)
+    check_multiple_choice_shape("inputs_embeds", None if inputs_embeds is None else inputs_embeds.shape, rank=4)
+    ref_name, ref = ("input_ids", input_ids) if input_ids is not None else ("inputs_embeds", inputs_embeds)
+    for name, info in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids),
+                       ("position_ids", position_ids)):
+        if info is not None:
+            _check_shape(name, info.shape, [ref.shape[:3]], f"{ref_name}'s (batch, num_choices, seq_len) {tuple(ref.shape[:3])}")
+    return ref.shape[1]
 
 
 def check_multiple_choice_shape(name: str, shape: Optional[Sequence[int]], rank: int = 3) -> None:

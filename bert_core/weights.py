@@ -8,7 +8,7 @@ Each backend names its modules like the canonical path (``encoder.layer.{i}.atte
 the leaf and layout, which :data:`BACKEND_LEAVES` states as data:
 
 =================  ==================  ==================  ==================
-kind               torch               keras               flax (nnx)
+kind               torch               tf (keras)          flax (nnx)
 =================  ==================  ==================  ==================
 linear_weight      weight (out, in)    kernel (in, out)    kernel (in, out)
 linear_bias        bias                bias                bias
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+
+from .backends import BACKEND_NAMES
 
 from .config import BertConfig
 
@@ -175,14 +177,13 @@ def stored_weights(config: BertConfig, head: str = "BertModel", add_pooling_laye
 
 #: kind -> backend -> (leaf attribute name, transpose?)
 BACKEND_LEAVES: Dict[str, Dict[str, Tuple[str, bool]]] = {
-    "linear_weight": {"torch": ("weight", False), "keras": ("kernel", True), "flax": ("kernel", True)},
-    "linear_bias": {"torch": ("bias", False), "keras": ("bias", False), "flax": ("bias", False)},
-    "embedding": {"torch": ("weight", False), "keras": ("embeddings", False), "flax": ("embedding", False)},
-    "layernorm_weight": {"torch": ("weight", False), "keras": ("gamma", False), "flax": ("scale", False)},
-    "layernorm_bias": {"torch": ("bias", False), "keras": ("beta", False), "flax": ("bias", False)},
-    "bias": {"torch": ("bias", False), "keras": ("bias", False), "flax": ("bias", False)},
+    "linear_weight": {"torch": ("weight", False), "tf": ("kernel", True), "flax": ("kernel", True)},
+    "linear_bias": {"torch": ("bias", False), "tf": ("bias", False), "flax": ("bias", False)},
+    "embedding": {"torch": ("weight", False), "tf": ("embeddings", False), "flax": ("embedding", False)},
+    "layernorm_weight": {"torch": ("weight", False), "tf": ("gamma", False), "flax": ("scale", False)},
+    "layernorm_bias": {"torch": ("bias", False), "tf": ("beta", False), "flax": ("bias", False)},
+    "bias": {"torch": ("bias", False), "tf": ("bias", False), "flax": ("bias", False)},
 }
-BACKENDS = ("torch", "keras", "flax")
 
 
 def backend_path(spec: WeightSpec, backend: str) -> Tuple[Tuple[str, ...], bool]:
@@ -190,10 +191,10 @@ def backend_path(spec: WeightSpec, backend: str) -> Tuple[Tuple[str, ...], bool]
 
     The path is the canonical module path split on dots (numeric parts index a layer list), then the backend's leaf:
     ``bert.encoder.layer.0.attention.self.query.weight`` -> ``("bert","encoder","layer","0","attention","self",
-    "query","kernel"), True`` for keras and flax.
+    "query","kernel"), True`` for tf and flax.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKEND_NAMES}")
     leaf, transpose = BACKEND_LEAVES[spec.kind][backend]
     return tuple(spec.module_path.split(".")) + (leaf,), transpose
 
@@ -208,6 +209,25 @@ def from_backend_array(array: np.ndarray, spec: WeightSpec, backend: str) -> np.
     """Backend-layout array -> canonical (PyTorch) layout."""
     _, transpose = backend_path(spec, backend)
     return np.ascontiguousarray(np.asarray(array).T) if transpose else np.asarray(array)
+
+
+def check_weights_match(table: Mapping[str, WeightSpec], weights: Mapping[str, np.ndarray], head: str) -> None:
+    """Refuse canonical ``weights`` that do not fill ``table`` exactly (the tied decoder may be present and is ignored).
+
+    Raises:
+        ValueError: naming every missing and unexpected name and every array of the wrong shape (got vs expected).
+    """
+    missing = [n for n in table if n not in weights]
+    unexpected = [n for n in weights if n not in table and n != TIED_DECODER]
+    wrong = [
+        f"{n}: got {tuple(np.shape(weights[n]))}, expected {table[n].shape}"
+        for n in table
+        if n in weights and tuple(np.shape(weights[n])) != tuple(table[n].shape)
+    ]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"cannot load weights into {head}: missing {missing}, unexpected {unexpected}, wrong shapes {wrong}"
+        )
 
 
 # ------------------------------------------------------------------------------------ loading: normalise + match

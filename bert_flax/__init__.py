@@ -1,6 +1,6 @@
 """BERT on Flax NNX, numerically equal to HF transformers 4.57 BERT. Imports neither torch nor tensorflow."""
 
-from bert_core.cli import require_backend
+from bert_core.backends import require_backend
 
 require_backend("flax")  # a clear ImportError naming the extra, before the framework import fails
 

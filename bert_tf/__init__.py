@@ -4,7 +4,7 @@
 changing the import. Importing this package selects the TensorFlow Keras backend when none is chosen yet.
 """
 
-from bert_core.cli import require_backend
+from bert_core.backends import require_backend
 
 require_backend("tf")  # a clear ImportError naming the extra, before the framework import fails
 

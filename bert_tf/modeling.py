@@ -5,7 +5,7 @@ Read top to bottom: backend selection, activations and losses, then the layer la
 ``classifier``, ``qa_outputs``) and finally the nine public ``keras.Model`` classes.
 
 Weights are mapped mechanically: for every entry of ``bert_core.weights.stored_weights(config, head)``, the attribute
-path of ``bert_core.weights.backend_path(spec, "keras")`` (a ``getattr`` walk, numeric parts indexing ``layer``)
+path of ``bert_core.weights.backend_path(spec, "tf")`` (a ``getattr`` walk, numeric parts indexing ``layer``)
 reaches the ``keras.Variable``; linear kernels are stored transposed (Keras ``(in, out)``), everything else as is.
 """
 
@@ -808,7 +808,7 @@ class BertPreTrainedModel(keras.Model):
         return stored_weights(self.config, self.head_name, self.add_pooling_layer)
 
     def _variable(self, spec) -> keras.Variable:
-        path, _ = backend_path(spec, "keras")
+        path, _ = backend_path(spec, "tf")
         obj: Any = self
         for part in path:
             obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
@@ -835,13 +835,13 @@ class BertPreTrainedModel(keras.Model):
                 f"wrong shapes {bad}"
             )
         for name, spec in specs.items():
-            array = to_backend_array(np.asarray(weights[name], dtype=np.float32), spec, "keras")
+            array = to_backend_array(np.asarray(weights[name], dtype=np.float32), spec, "tf")
             self._variable(spec).assign(array)
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """float32 numpy arrays in PyTorch layout, keyed like ``stored_weights(config, head_name)``."""
         return OrderedDict(
-            (name, from_backend_array(np.asarray(self._variable(spec).numpy(), np.float32), spec, "keras"))
+            (name, from_backend_array(np.asarray(self._variable(spec).numpy(), np.float32), spec, "tf"))
             for name, spec in self._specs().items()
         )
 
@@ -1301,5 +1301,5 @@ def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple
     result: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for (name, var), grad in zip(variables.items(), grads):
         g = np.zeros(var.shape, np.float32) if grad is None else np.asarray(tf.convert_to_tensor(grad).numpy(), np.float32)
-        result[name] = from_backend_array(g, specs[name], "keras")
+        result[name] = from_backend_array(g, specs[name], "tf")
     return float(loss.numpy()), result

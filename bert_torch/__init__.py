@@ -1,6 +1,6 @@
 """PyTorch backend of the multi-framework BERT library (numerically equal to HF transformers 4.57 BERT)."""
 
-from bert_core.cli import require_backend
+from bert_core.backends import require_backend
 
 require_backend("torch")  # a clear ImportError naming the extra, before the framework import fails
 

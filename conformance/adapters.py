@@ -15,50 +15,17 @@ Every adapter exposes the same small surface (all arrays numpy, canonical PyTorc
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from bert_core.backends import BACKENDS, BackendUnavailable, check_installed, installed_backends
 from bert_core.config import BertConfig
 from bert_core.weights import HEADS
 
-#: user-facing backend name -> (package, framework module to probe, pip extra)
-BACKENDS: Dict[str, Tuple[str, str, str]] = {
-    "torch": ("bert_torch", "torch", "torch"),
-    "tf": ("bert_tf", "tensorflow", "tf"),
-    "flax": ("bert_flax", "flax", "flax"),
-}
-ALIASES = {"pt": "torch", "pytorch": "torch", "tensorflow": "tf", "keras": "tf", "jax": "flax"}
+__all__ = ["Adapter", "BackendUnavailable", "get_adapter", "resolve_backends", "flatten_output", "nested_numpy"]
 
-_GRAD_FUNCTION_NAMES = ("canonical_grads", "canonical_gradients", "compute_canonical_grads")
-_GRAD_MODULES = ("", ".modeling", ".utils", ".training", ".grads")
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend was asked for that is unknown, not installed, or does not implement the contract."""
-
-
-def normalize_backend_name(name: str) -> str:
-    key = name.strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
-    return key
-
-
-def install_hint(name: str) -> str:
-    return f"pip install 'multi-bert[{BACKENDS[name][2]}]'"
-
-
-def check_installed(name: str) -> None:
-    """Raise BackendUnavailable naming the extra to install when the framework of ``name`` is missing."""
-    package, framework, _ = BACKENDS[name]
-    if importlib.util.find_spec(framework) is None:
-        raise BackendUnavailable(f"backend {name!r} is not installed ({framework} is missing): {install_hint(name)}")
-    if importlib.util.find_spec(package) is None:
-        raise BackendUnavailable(f"backend {name!r}: package {package} is missing: {install_hint(name)}")
 
 
 def _flatten(prefix: str, value: Any, to_numpy: Callable[[Any], np.ndarray], out: "OrderedDict[str, np.ndarray]") -> None:
@@ -97,11 +64,10 @@ class Adapter:
     name = ""
 
     def __init__(self) -> None:
-        self.package = importlib.import_module(BACKENDS[self.name][0])
-        missing = [h for h in HEADS if not hasattr(self.package, h)]
+        self.package = importlib.import_module(BACKENDS[self.name].package)
+        missing = [h for h in HEADS + ("canonical_grads",) if not hasattr(self.package, h)]
         if missing:
             raise BackendUnavailable(f"backend {self.name!r} ({self.package.__name__}) does not export {missing}")
-        self._grad_fn = self._find_grad_function()
 
     # ------------------------------------------------------------ framework specifics
     def convert(self, value: Any) -> Any:  # numpy -> framework tensor
@@ -160,36 +126,9 @@ class Adapter:
     def load(self, head: str, directory: str) -> Any:
         return self._eval(self.head_class(head).from_pretrained(directory))
 
-    def _find_grad_function(self) -> Optional[Callable]:
-        for module_suffix in _GRAD_MODULES:
-            try:
-                module = importlib.import_module(self.package.__name__ + module_suffix)
-            except ImportError:
-                continue
-            for fname in _GRAD_FUNCTION_NAMES:
-                fn = getattr(module, fname, None)
-                if callable(fn):
-                    return fn
-        return None
-
     def grads(self, model: Any, inputs: Mapping[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
-        if self._grad_fn is None:
-            raise BackendUnavailable(
-                f"backend {self.name!r} provides no canonical_grads(model, inputs) "
-                f"(looked in {self.package.__name__}{{{', '.join(s or '' for s in _GRAD_MODULES)}}})"
-            )
-        loss, grads = self._call_grad_fn(model, inputs)
+        loss, grads = self.package.canonical_grads(model, self.convert_inputs(inputs))
         return float(np.asarray(self.to_numpy(loss))), OrderedDict((k, self.to_numpy(v)) for k, v in grads.items())
-
-    def _call_grad_fn(self, model: Any, inputs: Mapping[str, Any]):
-        # The contract does not fix the input type: try framework tensors, then plain numpy.
-        try:
-            return self._grad_fn(model, self.convert_inputs(inputs))
-        except (TypeError, ValueError, AttributeError) as first:
-            try:
-                return self._grad_fn(model, dict(inputs))
-            except Exception:
-                raise first
 
 
 class TorchAdapter(Adapter):
@@ -214,29 +153,9 @@ class TorchAdapter(Adapter):
         model.eval()
         return model
 
-    def construct(self, cls: Any, config: BertConfig) -> Any:
-        return cls(config)
-
     def call(self, model: Any, kwargs: Dict[str, Any]) -> Any:
         with self.torch.no_grad():
             return model(**kwargs)
-
-    def _find_grad_function(self):
-        found = super()._find_grad_function()
-        return found if found is not None else self._fallback_grads
-
-    def _fallback_grads(self, model: Any, inputs: Dict[str, Any]):
-        # torch parameter names are the canonical names, except the tied decoder (shares the embedding tensor)
-        model.zero_grad(set_to_none=True)
-        model.eval()
-        out = model(**inputs, return_dict=True)
-        out["loss"].backward()
-        canonical = set(model.canonical_weights())
-        grads = OrderedDict()
-        for name, p in model.named_parameters():
-            if name in canonical:
-                grads[name] = p.grad if p.grad is not None else self.torch.zeros_like(p)
-        return out["loss"], grads
 
 
 class TFAdapter(Adapter):
@@ -293,28 +212,22 @@ _CACHE: Dict[str, Adapter] = {}
 
 def get_adapter(name: str) -> Adapter:
     """The (cached) adapter of backend ``name``; BackendUnavailable with an install hint if it cannot be used."""
-    key = normalize_backend_name(name)
+    key = check_installed(name)
     if key not in _CACHE:
-        check_installed(key)
         try:
             _CACHE[key] = _ADAPTER_CLASSES[key]()
-        except BackendUnavailable:
-            raise
         except ImportError as err:
-            raise BackendUnavailable(f"backend {key!r} cannot be imported ({err}): {install_hint(key)}") from err
+            raise BackendUnavailable(f"backend {key!r} cannot be imported ({err}): {BACKENDS[key].install_hint}") from err
     return _CACHE[key]
 
 
 def resolve_backends(names: Optional[Sequence[str]] = None) -> List[str]:
     """Backend names to run: ``names`` validated (unknown / not installed -> BackendUnavailable), or every installed."""
     if names is None:
-        from bert_core.cli import installed_backends
-
-        return [n for n in installed_backends() if n in BACKENDS]
+        return installed_backends()
     out: List[str] = []
     for n in names:
-        key = normalize_backend_name(n)
-        check_installed(key)
+        key = check_installed(n)
         if key not in out:
             out.append(key)
     return out

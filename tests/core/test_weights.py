@@ -54,14 +54,14 @@ def test_backend_paths_are_mechanical():
     c = tiny_config()
     spec = expected_weights(c, "BertForMaskedLM")["bert.encoder.layer.1.attention.self.query.weight"]
     assert backend_path(spec, "torch") == (("bert", "encoder", "layer", "1", "attention", "self", "query", "weight"), False)
-    assert backend_path(spec, "keras") == (("bert", "encoder", "layer", "1", "attention", "self", "query", "kernel"), True)
+    assert backend_path(spec, "tf") == (("bert", "encoder", "layer", "1", "attention", "self", "query", "kernel"), True)
     ln = expected_weights(c)["embeddings.LayerNorm.weight"]
-    assert backend_path(ln, "keras")[0][-1] == "gamma" and backend_path(ln, "flax")[0][-1] == "scale"
+    assert backend_path(ln, "tf")[0][-1] == "gamma" and backend_path(ln, "flax")[0][-1] == "scale"
     emb = expected_weights(c)["embeddings.word_embeddings.weight"]
-    assert backend_path(emb, "keras")[0][-1] == "embeddings" and backend_path(emb, "flax")[0][-1] == "embedding"
+    assert backend_path(emb, "tf")[0][-1] == "embeddings" and backend_path(emb, "flax")[0][-1] == "embedding"
     w = np.arange(6, dtype=np.float32).reshape(2, 3)
     assert to_backend_array(w, spec, "flax").shape == (3, 2)
-    np.testing.assert_array_equal(from_backend_array(to_backend_array(w, spec, "keras"), spec, "keras"), w)
+    np.testing.assert_array_equal(from_backend_array(to_backend_array(w, spec, "tf"), spec, "tf"), w)
     with pytest.raises(ValueError, match="unknown backend"):
         backend_path(spec, "mxnet")
 

@@ -62,7 +62,7 @@ def test_mechanical_path_walk_reaches_variables(head, models):
     model = models[head]
     seen = set()
     for name, spec in stored_weights(model.config, head).items():
-        path, transpose = backend_path(spec, "keras")
+        path, transpose = backend_path(spec, "tf")
         obj = model
         for part in path:
             obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
@@ -80,7 +80,7 @@ def test_variable_names_mirror_checkpoint(head, models):
     model = models[head]
     variables = model.canonical_variables()
     for name, spec in stored_weights(model.config, head).items():
-        path, _ = backend_path(spec, "keras")
+        path, _ = backend_path(spec, "tf")
         expected = "/".join(path).replace("layer/", "layer.")  # a layer list entry is named ``layer.{i}``
         assert variables[name].path == expected, (name, variables[name].path)
 
