@@ -33,8 +33,11 @@ def make_corpus(n: int = 10_000, seed: int = 0, model_dir: Optional[Path] = None
     """Deterministic pseudo-prose: Zipf-distributed vocabulary words, capitalisation, punctuation, some accents/CJK."""
     rng = random.Random(seed)
     model_dir = Path(model_dir or default_model_dir())
-    words = [w for w in (model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")[1996:]
-             if w.isalpha() and not w.startswith("##")]
+    words = [
+        w
+        for w in (model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")[1996:]
+        if w.isalpha() and not w.startswith("##")
+    ]
     weights = [1.0 / (rank + 1) for rank in range(len(words))]
     extras = ["café", "naïve", "Zürich", "北京", "東京", "😀", "e-mail", "don't", "3.14", "résumé", "jalapeño"]
     corpus = []
@@ -85,7 +88,9 @@ def run(corpus: List[str], repeats: int = 3, model_dir: Optional[Path] = None) -
         transformers.logging.set_verbosity_error()
         hf_fast = transformers.BertTokenizerFast.from_pretrained(model_dir)
         results["hf_fast_s"] = _best(lambda: hf_fast(corpus), repeats)
-        results["hf_slow_s"] = _timed_fresh(lambda: transformers.BertTokenizer.from_pretrained(model_dir), corpus, repeats)
+        results["hf_slow_s"] = _timed_fresh(
+            lambda: transformers.BertTokenizer.from_pretrained(model_dir), corpus, repeats
+        )
         results["transformers"] = transformers.__version__
         results["fast_vs_hf"] = results["hf_fast_s"] / results["ours_fast_s"]
         results["slow_vs_hf"] = results["hf_slow_s"] / results["ours_slow_s"]
@@ -112,8 +117,11 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="number of texts")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--test-corpus", action="store_true",
-                        help="use the texts of the tokenizer test corpus (noisy Unicode, few repeated words)")
+    parser.add_argument(
+        "--test-corpus",
+        action="store_true",
+        help="use the texts of the tokenizer test corpus (noisy Unicode, few repeated words)",
+    )
     args = parser.parse_args(argv)
     if args.test_corpus:
         sys.path.insert(0, str(ROOT / "tests" / "fixtures"))

@@ -34,8 +34,15 @@ from bert_core.io_utils import atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 FRAMEWORKS = BACKEND_NAMES
-TARGETS = {"fp32_vs_hf": 1.0, "peak_fraction": 0.70, "bf16_speedup": 3.0, "bf16_cosine": 0.999,
-           "varlen_vs_hf": 2.0, "tok_fast_vs_hf": 1.0, "tok_slow_vs_hf": 1.5}
+TARGETS = {
+    "fp32_vs_hf": 1.0,
+    "peak_fraction": 0.70,
+    "bf16_speedup": 3.0,
+    "bf16_cosine": 0.999,
+    "varlen_vs_hf": 2.0,
+    "tok_fast_vs_hf": 1.0,
+    "tok_slow_vs_hf": 1.5,
+}
 
 
 def _version(dist: str) -> Optional[str]:
@@ -55,13 +62,31 @@ def machine_info(threads: int) -> Dict[str, Any]:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    versions = {d: _version(d) for d in ("numpy", "torch", "tensorflow", "keras", "tf-keras", "jax", "jaxlib", "flax",
-                                         "optax", "tokenizers", "transformers", "safetensors")}
+    versions = {
+        d: _version(d)
+        for d in (
+            "numpy",
+            "torch",
+            "tensorflow",
+            "keras",
+            "tf-keras",
+            "jax",
+            "jaxlib",
+            "flax",
+            "optax",
+            "tokenizers",
+            "transformers",
+            "safetensors",
+        )
+    }
     return {
-        "cpu_model": model, "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
         "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "isa": sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma"))),
-        "platform": platform.platform(), "python": platform.python_version(), "threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "threads": threads,
         "versions": {k: v for k, v in versions.items() if v},
         "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
@@ -69,10 +94,17 @@ def machine_info(threads: int) -> Dict[str, Any]:
 
 def thread_env(threads: int) -> Dict[str, str]:
     """Environment every worker gets: one fixed thread count for BLAS/OpenMP, TF and XLA."""
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-            "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
-            "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true", "TF_USE_LEGACY_KERAS": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true",
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "tensorflow",
+    }
 
 
 def _subprocess_env(threads: int) -> Dict[str, str]:
@@ -113,15 +145,29 @@ def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:
 def worker_spec(args, framework: str, ckpts: Dict[str, str]) -> Dict[str, Any]:
     q = args.quick
     return {
-        "framework": framework, "threads": args.threads, "ours": True, "hf": not args.no_hf,
-        "workloads": [w for w in args.workloads if w in "abcd"], "checkpoints": ckpts,
-        "a_shape": [2, 16] if q else [8, 128], "b_shape": [2, 16] if q else [32, 128],
+        "framework": framework,
+        "threads": args.threads,
+        "ours": True,
+        "hf": not args.no_hf,
+        "workloads": [w for w in args.workloads if w in "abcd"],
+        "checkpoints": ckpts,
+        "a_shape": [2, 16] if q else [8, 128],
+        "b_shape": [2, 16] if q else [32, 128],
         "d_shape": [2, 16] if q else [8, 128],
-        "varlen": {"n": 12 if q else 128, "max_len": 64 if q else 512, "batch_size": 4 if q else 32,
-                   "max_tokens": 256 if q else 8192, "pad_to_multiple_of": 8},
-        "repeats": args.repeats or (1 if q else 3), "warmup": 1,
-        "varlen_repeats": 1 if q else 2, "train_repeats": 1 if q else 3,
-        "peak_n": 768 if q else 2048, "peak_repeats": 2 if q else 5, "tf_jit": args.tf_jit,
+        "varlen": {
+            "n": 12 if q else 128,
+            "max_len": 64 if q else 512,
+            "batch_size": 4 if q else 32,
+            "max_tokens": 256 if q else 8192,
+            "pad_to_multiple_of": 8,
+        },
+        "repeats": args.repeats or (1 if q else 3),
+        "warmup": 1,
+        "varlen_repeats": 1 if q else 2,
+        "train_repeats": 1 if q else 3,
+        "peak_n": 768 if q else 2048,
+        "peak_repeats": 2 if q else 5,
+        "tf_jit": args.tf_jit,
     }
 
 
@@ -130,18 +176,33 @@ def run_worker(spec: Dict[str, Any], tmp: Path, threads: int, python: str, timeo
     spec_path, out_path = tmp / f"spec_{fw}.json", tmp / f"result_{fw}.json"
     spec_path.write_text(json.dumps(spec))
     t = time.perf_counter()
-    proc = subprocess.run([python, "-m", "benchmarks.worker", str(spec_path), str(out_path)], cwd=str(ROOT),
-                          env=_subprocess_env(threads), stdout=sys.stderr, stderr=sys.stderr, timeout=timeout)
+    proc = subprocess.run(
+        [python, "-m", "benchmarks.worker", str(spec_path), str(out_path)],
+        cwd=str(ROOT),
+        env=_subprocess_env(threads),
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        timeout=timeout,
+    )
     if proc.returncode != 0 or not out_path.exists():  # progress and tracebacks went to our stderr
-        return {"framework": fw, "errors": [{"where": "worker", "error": f"worker exited {proc.returncode} "
-                                             "(see the run's stderr)"}], "wall_s": time.perf_counter() - t}
+        return {
+            "framework": fw,
+            "errors": [{"where": "worker", "error": f"worker exited {proc.returncode} (see the run's stderr)"}],
+            "wall_s": time.perf_counter() - t,
+        }
     return json.loads(out_path.read_text())
 
 
 def run_memory(framework: str, impl: str, ckpt: str, threads: int, python: str, timeout: float) -> Dict[str, Any]:
-    proc = subprocess.run([python, "-m", "benchmarks.memory", framework, impl, ckpt, str(threads)], cwd=str(ROOT),
-                          env=_subprocess_env(threads), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [python, "-m", "benchmarks.memory", framework, impl, ckpt, str(threads)],
+        cwd=str(ROOT),
+        env=_subprocess_env(threads),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -190,8 +251,9 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         t["a_bf16_cosine"] = _get(r, "a", "ours_bf16", "cosine_vs_ours_fp32")
         t["b_bf16_speedup"] = _ratio(_get(r, "b", "ours_bf16", "seq_per_s"), _get(r, "b", "ours_fp32", "seq_per_s"))
         t["b_bf16_cosine"] = _get(r, "b", "ours_bf16", "cosine_vs_ours_fp32")
-        t["c_bucketed_vs_hf_padded"] = _ratio(_get(r, "c", "ours_bucketed", "tokens_per_s"),
-                                              _get(r, "c", "hf_pad_to_longest", "tokens_per_s"))
+        t["c_bucketed_vs_hf_padded"] = _ratio(
+            _get(r, "c", "ours_bucketed", "tokens_per_s"), _get(r, "c", "hf_pad_to_longest", "tokens_per_s")
+        )
         t["d_train_vs_hf"] = _ratio(_get(r, "d", "ours", "steps_per_s"), _get(r, "d", "hf", "steps_per_s"))
         targets[fw] = t
     tok = result.get("tokenizers") or {}
@@ -199,8 +261,10 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
     checks = []
     for fw, t in targets.items():
         if fw == "tokenizers":
-            checks += [("tokenizers fast >= 1.0x HF fast", t["fast_vs_hf"], TARGETS["tok_fast_vs_hf"]),
-                       ("tokenizers pure-Python >= 1.5x HF slow", t["slow_vs_hf"], TARGETS["tok_slow_vs_hf"])]
+            checks += [
+                ("tokenizers fast >= 1.0x HF fast", t["fast_vs_hf"], TARGETS["tok_fast_vs_hf"]),
+                ("tokenizers pure-Python >= 1.5x HF slow", t["slow_vs_hf"], TARGETS["tok_slow_vs_hf"]),
+            ]
             continue
         checks += [
             (f"{fw} (a) fp32 >= 1.0x HF", t["a_fp32_vs_hf"], TARGETS["fp32_vs_hf"]),
@@ -212,8 +276,10 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         ]
     result["peak_flop_per_s"] = peaks
     result["targets"] = targets
-    result["checks"] = [{"target": name, "measured": v, "threshold": thr,
-                         "met": None if v is None else bool(v >= thr)} for name, v, thr in checks]
+    result["checks"] = [
+        {"target": name, "measured": v, "threshold": thr, "met": None if v is None else bool(v >= thr)}
+        for name, v, thr in checks
+    ]
     return result
 
 
@@ -223,21 +289,28 @@ def _f(v: Any, fmt: str = "{:.2f}") -> str:
 
 def markdown(result: Dict[str, Any]) -> str:
     m = result["machine"]
-    lines = [f"# Benchmark results ({'quick' if result['settings']['quick'] else 'full'} run)", "",
-             f"- Date: {result['date']}; total wall {result['wall_s']:.0f} s",
-             f"- CPU: {m['cpu_model']}, {m['cpu_count']} logical cores (affinity {m['sched_affinity']}), "
-             f"ISA: {', '.join(m['isa']) or 'n/a'}; load average at start {m['loadavg_at_start']}",
-             f"- Threads: {m['threads']} (torch.set_num_threads, TF intra-op {m['threads']} / inter-op 1, "
-             f"OMP/MKL {m['threads']}, XLA_FLAGS `{thread_env(m['threads'])['XLA_FLAGS']}`)",
-             f"- Versions: {', '.join(f'{k} {v}' for k, v in sorted(m['versions'].items()))}",
-             f"- HF columns: {'yes' if result['settings']['hf'] else 'no (transformers not importable)'}",
-             "- Matmul peak per framework (big square matmul, same worker process): "
-             + "; ".join(f"{fw} fp32 {_f(_get(r, 'peak_flop_per_s', 'fp32'), '{:.3g}')} / bf16 "
-                         f"{_f(_get(r, 'peak_flop_per_s', 'bf16'), '{:.3g}')}" for fw, r in result["frameworks"].items()),
-             f"- Matmul peak (max over frameworks, same run): fp32 {_f(_get(result, 'peak_flop_per_s', 'fp32'), '{:.3g}')} "
-             f"FLOP/s, bf16 {_f(_get(result, 'peak_flop_per_s', 'bf16'), '{:.3g}')} FLOP/s", "",
-             "Timings: median of repeats after warm-up; ratios are ours / HF in the same run (> 1 = we are faster).",
-             ""]
+    lines = [
+        f"# Benchmark results ({'quick' if result['settings']['quick'] else 'full'} run)",
+        "",
+        f"- Date: {result['date']}; total wall {result['wall_s']:.0f} s",
+        f"- CPU: {m['cpu_model']}, {m['cpu_count']} logical cores (affinity {m['sched_affinity']}), "
+        f"ISA: {', '.join(m['isa']) or 'n/a'}; load average at start {m['loadavg_at_start']}",
+        f"- Threads: {m['threads']} (torch.set_num_threads, TF intra-op {m['threads']} / inter-op 1, "
+        f"OMP/MKL {m['threads']}, XLA_FLAGS `{thread_env(m['threads'])['XLA_FLAGS']}`)",
+        f"- Versions: {', '.join(f'{k} {v}' for k, v in sorted(m['versions'].items()))}",
+        f"- HF columns: {'yes' if result['settings']['hf'] else 'no (transformers not importable)'}",
+        "- Matmul peak per framework (big square matmul, same worker process): "
+        + "; ".join(
+            f"{fw} fp32 {_f(_get(r, 'peak_flop_per_s', 'fp32'), '{:.3g}')} / bf16 "
+            f"{_f(_get(r, 'peak_flop_per_s', 'bf16'), '{:.3g}')}"
+            for fw, r in result["frameworks"].items()
+        ),
+        f"- Matmul peak (max over frameworks, same run): fp32 {_f(_get(result, 'peak_flop_per_s', 'fp32'), '{:.3g}')} "
+        f"FLOP/s, bf16 {_f(_get(result, 'peak_flop_per_s', 'bf16'), '{:.3g}')} FLOP/s",
+        "",
+        "Timings: median of repeats after warm-up; ratios are ours / HF in the same run (> 1 = we are faster).",
+        "",
+    ]
     fws = list(result["frameworks"])
     for key, title in (("a", "(a) bert-base random weights, fp32 inference"), ("b", "(b) MiniLM-L6 real weights")):
         rows = []
@@ -253,30 +326,49 @@ def markdown(result: Dict[str, Any]) -> str:
                     continue
                 peak = peak16 if name.endswith("bf16") else peak32
                 vs = _ratio(e["seq_per_s"], _get(r, "hf_fp32", "seq_per_s")) if name != "hf_fp32" else 1.0
-                rows.append(f"| {fw} | {name} | {e['seq_per_s']:.2f} | {e['tokens_per_s']:.0f} | {_f(vs)} | "
-                            f"{e['flop_per_s'] / 1e9:.1f} | {_f(_ratio(e['flop_per_s'], peak), '{:.0%}')} | "
-                            f"{_f(e.get('cosine_vs_ours_fp32'), '{:.5f}')} |")
+                rows.append(
+                    f"| {fw} | {name} | {e['seq_per_s']:.2f} | {e['tokens_per_s']:.0f} | {_f(vs)} | "
+                    f"{e['flop_per_s'] / 1e9:.1f} | {_f(_ratio(e['flop_per_s'], peak), '{:.0%}')} | "
+                    f"{_f(e.get('cosine_vs_ours_fp32'), '{:.5f}')} |"
+                )
         if rows:
-            shape = next((_get(result, 'frameworks', fw, key) for fw in fws if _get(result, 'frameworks', fw, key)), {})
-            lines += [f"## {title} — batch {shape.get('batch')} x {shape.get('length')}", "",
-                      "| framework | model | seq/s | tokens/s | × HF | GFLOP/s | % own matmul peak (same dtype) | cosine vs fp32 |",
-                      "|---|---|---|---|---|---|---|---|"] + rows + [""]
+            shape = next((_get(result, "frameworks", fw, key) for fw in fws if _get(result, "frameworks", fw, key)), {})
+            lines += (
+                [
+                    f"## {title} — batch {shape.get('batch')} x {shape.get('length')}",
+                    "",
+                    "| framework | model | seq/s | tokens/s | × HF | GFLOP/s | % own matmul peak (same dtype) | cosine vs fp32 |",
+                    "|---|---|---|---|---|---|---|---|",
+                ]
+                + rows
+                + [""]
+            )
     rows = []
     for fw in fws:
         r = _get(result, "frameworks", fw, "c")
         if not r:
             continue
         o, h = r.get("ours_bucketed"), r.get("hf_pad_to_longest")
-        rows.append(f"| {fw} | {_f(_get(o, 'tokens_per_s'), '{:.0f}')} | {_f(_get(h, 'tokens_per_s'), '{:.0f}')} | "
-                    f"{_f(_ratio(_get(o, 'tokens_per_s'), _get(h, 'tokens_per_s')))} | "
-                    f"{r['padded_tokens_bucketed']} / {r['padded_tokens_hf']} | "
-                    f"{_f(r.get('max_abs_diff_bucketed_vs_hf_padded'), '{:.2e}')} |")
+        rows.append(
+            f"| {fw} | {_f(_get(o, 'tokens_per_s'), '{:.0f}')} | {_f(_get(h, 'tokens_per_s'), '{:.0f}')} | "
+            f"{_f(_ratio(_get(o, 'tokens_per_s'), _get(h, 'tokens_per_s')))} | "
+            f"{r['padded_tokens_bucketed']} / {r['padded_tokens_hf']} | "
+            f"{_f(r.get('max_abs_diff_bucketed_vs_hf_padded'), '{:.2e}')} |"
+        )
     if rows:
         c = next(_get(result, "frameworks", fw, "c") for fw in fws if _get(result, "frameworks", fw, "c"))
-        lines += [f"## (c) variable-length corpus — {c['n_sequences']} sequences, {c['real_tokens']} real tokens, "
-                  f"lengths {c['length_min']}–{c['length_max']} (median {c['length_median']:.0f}), batch {c['batch_size']}",
-                  "", "| framework | ours bucketed tok/s | HF pad-to-longest tok/s | × HF | padded tokens ours / HF | "
-                  "max |diff| vs HF |", "|---|---|---|---|---|---|"] + rows + [""]
+        lines += (
+            [
+                f"## (c) variable-length corpus — {c['n_sequences']} sequences, {c['real_tokens']} real tokens, "
+                f"lengths {c['length_min']}–{c['length_max']} (median {c['length_median']:.0f}), batch {c['batch_size']}",
+                "",
+                "| framework | ours bucketed tok/s | HF pad-to-longest tok/s | × HF | padded tokens ours / HF | "
+                "max |diff| vs HF |",
+                "|---|---|---|---|---|---|",
+            ]
+            + rows
+            + [""]
+        )
     rows = []
     for fw in fws:
         r = _get(result, "frameworks", fw, "d")
@@ -285,31 +377,51 @@ def markdown(result: Dict[str, Any]) -> str:
         for impl in ("ours", "hf"):
             e = r.get(impl)
             if e:
-                rows.append(f"| {fw} | {impl} | {e['steps_per_s']:.3f} | {e['median_s']:.3f} | "
-                            f"{_f(_ratio(e['steps_per_s'], _get(r, 'hf', 'steps_per_s')))} | {e['flop_per_s'] / 1e9:.1f} |")
+                rows.append(
+                    f"| {fw} | {impl} | {e['steps_per_s']:.3f} | {e['median_s']:.3f} | "
+                    f"{_f(_ratio(e['steps_per_s'], _get(r, 'hf', 'steps_per_s')))} | {e['flop_per_s'] / 1e9:.1f} |"
+                )
     if rows:
         d = next(_get(result, "frameworks", fw, "d") for fw in fws if _get(result, "frameworks", fw, "d"))
-        lines += [f"## (d) one fine-tuning step ({d['head']}, {d['optimizer']}), batch {d['batch']} x {d['length']}", "",
-                  "| framework | model | steps/s | s/step | × HF | GFLOP/s |", "|---|---|---|---|---|---|"] + rows + [""]
+        lines += (
+            [
+                f"## (d) one fine-tuning step ({d['head']}, {d['optimizer']}), batch {d['batch']} x {d['length']}",
+                "",
+                "| framework | model | steps/s | s/step | × HF | GFLOP/s |",
+                "|---|---|---|---|---|---|",
+            ]
+            + rows
+            + [""]
+        )
     tok = result.get("tokenizers")
     if tok:
-        lines += ["## (e) tokenizers (batched call over the corpus, best of repeats)", "",
-                  "| tokenizer | texts/s | × HF |", "|---|---|---|",
-                  f"| ours fast | {_f(tok.get('ours_fast_texts_per_s'), '{:.0f}')} | {_f(tok.get('fast_vs_hf'))} |",
-                  f"| HF fast | {_f(tok.get('hf_fast_texts_per_s'), '{:.0f}')} | 1.00 |",
-                  f"| ours pure Python | {_f(tok.get('ours_slow_texts_per_s'), '{:.0f}')} | {_f(tok.get('slow_vs_hf'))} |",
-                  f"| HF slow | {_f(tok.get('hf_slow_texts_per_s'), '{:.0f}')} | 1.00 |", ""]
+        lines += [
+            "## (e) tokenizers (batched call over the corpus, best of repeats)",
+            "",
+            "| tokenizer | texts/s | × HF |",
+            "|---|---|---|",
+            f"| ours fast | {_f(tok.get('ours_fast_texts_per_s'), '{:.0f}')} | {_f(tok.get('fast_vs_hf'))} |",
+            f"| HF fast | {_f(tok.get('hf_fast_texts_per_s'), '{:.0f}')} | 1.00 |",
+            f"| ours pure Python | {_f(tok.get('ours_slow_texts_per_s'), '{:.0f}')} | {_f(tok.get('slow_vs_hf'))} |",
+            f"| HF slow | {_f(tok.get('hf_slow_texts_per_s'), '{:.0f}')} | 1.00 |",
+            "",
+        ]
     mem = result.get("memory")
     if mem:
-        lines += ["## (f) checkpoint load (fresh process each; framework imported before timing)", "",
-                  "| framework | model | load s | tracemalloc peak MB | ru_maxrss growth MB | ru_maxrss peak MB |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "## (f) checkpoint load (fresh process each; framework imported before timing)",
+            "",
+            "| framework | model | load s | tracemalloc peak MB | ru_maxrss growth MB | ru_maxrss peak MB |",
+            "|---|---|---|---|---|---|",
+        ]
         for e in mem:
             if "error" in e:
                 lines.append(f"| {e['framework']} | {e['impl']} | error: {e['error'][-120:]!r} | | | |")
             else:
-                lines.append(f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | {e['tracemalloc_peak_mb']:.0f} | "
-                             f"{e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |")
+                lines.append(
+                    f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | {e['tracemalloc_peak_mb']:.0f} | "
+                    f"{e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
+                )
         lines.append("")
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for c in result["checks"]:
@@ -365,8 +477,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
     p.add_argument("--workloads", default="abcdef", help="letters of the workloads to run (default abcdef)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else (os.cpu_count() or 1))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per forward measurement")
     p.add_argument("--tf-jit", action="store_true", help="XLA-compile the TF functions (ours and HF alike)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
@@ -389,22 +504,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     installed = [b for b in backends if b in installed_backends()]
     result: Dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(args.threads),
-        "settings": {"quick": args.quick, "hf": not args.no_hf, "backends": installed, "workloads": args.workloads,
-                     "threads": args.threads, "tf_jit": args.tf_jit, "thread_env": thread_env(args.threads)},
-        "frameworks": {}, "skipped_backends": sorted(set(backends) - set(installed)),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_info(args.threads),
+        "settings": {
+            "quick": args.quick,
+            "hf": not args.no_hf,
+            "backends": installed,
+            "workloads": args.workloads,
+            "threads": args.threads,
+            "tf_jit": args.tf_jit,
+            "thread_env": thread_env(args.threads),
+        },
+        "frameworks": {},
+        "skipped_backends": sorted(set(backends) - set(installed)),
     }
     with tempfile.TemporaryDirectory(prefix="bert-bench-") as tmpdir:
         tmp = Path(tmpdir)
         os.environ["BERT_BENCH_TMP"] = tmpdir  # workers put the HF-TF .bin copies here; removed at the end
         ckpts = make_checkpoints(tmp, args.quick)
-        result["checkpoints"] = {"a": "bert-base random (seed 0)" if not args.quick else "tiny random",
-                                 "b": ckpts.get("b"), "c": ckpts.get("c"), "d": "same as a"}
+        result["checkpoints"] = {
+            "a": "bert-base random (seed 0)" if not args.quick else "tiny random",
+            "b": ckpts.get("b"),
+            "c": ckpts.get("c"),
+            "d": "same as a",
+        }
         for fw in installed:
             if any(w in args.workloads for w in "abcd"):
                 print(f"== {fw}", file=sys.stderr, flush=True)
-                result["frameworks"][fw] = run_worker(worker_spec(args, fw, ckpts), tmp, args.threads, args.python,
-                                                      args.timeout)
+                result["frameworks"][fw] = run_worker(
+                    worker_spec(args, fw, ckpts), tmp, args.threads, args.python, args.timeout
+                )
             else:
                 result["frameworks"][fw] = {"framework": fw, "errors": []}
         if "e" in args.workloads:

@@ -16,7 +16,6 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from bert_core.backends import BACKEND_NAMES as FRAMEWORKS
 from bert_core.backends import BACKENDS
 
 Batch = Dict[str, np.ndarray]
@@ -89,8 +88,9 @@ def torch_train_step(impl: str, ckpt: str, num_labels: int = 2):
         model = bert_torch.BertForSequenceClassification.from_pretrained(ckpt, num_labels=num_labels)
     else:
         transformers = _quiet_hf()
-        model = transformers.BertForSequenceClassification.from_pretrained(ckpt, num_labels=num_labels,
-                                                                          attn_implementation="sdpa")
+        model = transformers.BertForSequenceClassification.from_pretrained(
+            ckpt, num_labels=num_labels, attn_implementation="sdpa"
+        )
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
 
@@ -129,9 +129,11 @@ def tf_setup(threads: int) -> Dict[str, object]:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    info: Dict[str, object] = {"tensorflow": tf.__version__,
-                               "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                               "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+    info: Dict[str, object] = {
+        "tensorflow": tf.__version__,
+        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
     try:
         import keras
 
@@ -164,7 +166,9 @@ def hf_tf_checkpoint(ckpt: str) -> str:
     if not (out / "pytorch_model.bin").exists():
         out.mkdir(parents=True, exist_ok=True)
         state, _ = read_state_dict(src)
-        torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, out / "pytorch_model.bin.tmp")
+        torch.save(
+            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, out / "pytorch_model.bin.tmp"
+        )
         shutil.copy(src / "config.json", out / "config.json")
         os.replace(out / "pytorch_model.bin.tmp", out / "pytorch_model.bin")
     return str(out)
@@ -222,15 +226,21 @@ def tf_train_step(impl: str, ckpt: str, num_labels: int = 2, jit_compile: bool =
         transformers = _quiet_hf()
         import tf_keras
 
-        model = transformers.TFBertForSequenceClassification.from_pretrained(hf_tf_checkpoint(ckpt), from_pt=True,
-                                                                            num_labels=num_labels)
+        model = transformers.TFBertForSequenceClassification.from_pretrained(
+            hf_tf_checkpoint(ckpt), from_pt=True, num_labels=num_labels
+        )
         opt = tf_keras.optimizers.AdamW(learning_rate=LR)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def run(input_ids, attention_mask, token_type_ids, labels):
         with tf.GradientTape() as tape:
-            out = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                        labels=labels, training=True)
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                labels=labels,
+                training=True,
+            )
             loss = tf.reduce_mean(out["loss"] if isinstance(out, dict) else out.loss)
         variables = model.trainable_variables
         grads = tape.gradient(loss, variables)
@@ -264,8 +274,11 @@ def tf_peak(n: int, dtype: str, repeats: int) -> float:
 def flax_setup(threads: int) -> Dict[str, object]:
     import jax
 
-    info: Dict[str, object] = {"jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-                               "jax_devices": [str(d) for d in jax.devices()]}
+    info: Dict[str, object] = {
+        "jax": jax.__version__,
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "jax_devices": [str(d) for d in jax.devices()],
+    }
     try:
         import flax
 
@@ -291,8 +304,9 @@ def flax_forward(impl: str, ckpt: str, precision: str = "fp32") -> Forward:
         @jax.jit
         def run(state, input_ids, attention_mask, token_type_ids):
             m = nnx.merge(graphdef, state)
-            out = m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                    deterministic=True)
+            out = m(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, deterministic=True
+            )
             return out[0].astype(jnp.float32)
 
         params = state
@@ -308,7 +322,9 @@ def flax_forward(impl: str, ckpt: str, precision: str = "fp32") -> Forward:
             return model(input_ids, attention_mask, token_type_ids, params=params)[0]
 
     def forward(batch: Batch) -> np.ndarray:
-        out = run(params, *(jnp.asarray(batch[k], jnp.int32) for k in ("input_ids", "attention_mask", "token_type_ids")))
+        out = run(
+            params, *(jnp.asarray(batch[k], jnp.int32) for k in ("input_ids", "attention_mask", "token_type_ids"))
+        )
         return np.asarray(out)
 
     return forward
@@ -335,8 +351,12 @@ def flax_train_step(impl: str, ckpt: str, num_labels: int = 2):
         @nnx.jit
         def run(model, opt, input_ids, attention_mask, token_type_ids, labels):
             def loss_fn(m):
-                logits = m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                           deterministic=False).logits
+                logits = m(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=token_type_ids,
+                    deterministic=False,
+                ).logits
                 return xent(logits, labels)
 
             loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -367,8 +387,9 @@ def flax_train_step(impl: str, ckpt: str, num_labels: int = 2):
 
     def step(batch: Batch, labels: np.ndarray) -> float:
         args = [jnp.asarray(batch[k], jnp.int32) for k in ("input_ids", "attention_mask", "token_type_ids")]
-        state["params"], state["opt"], state["rng"], loss = run(state["params"], state["opt"], state["rng"], *args,
-                                                                jnp.asarray(labels, jnp.int32))
+        state["params"], state["opt"], state["rng"], loss = run(
+            state["params"], state["opt"], state["rng"], *args, jnp.asarray(labels, jnp.int32)
+        )
         return float(loss)
 
     return step

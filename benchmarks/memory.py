@@ -94,8 +94,15 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
     tracemalloc.stop()
     rss_after = _maxrss_mb()
     del model
-    return {"framework": framework, "impl": impl, "load_s": load_s, "tracemalloc_peak_mb": peak / 2**20,
-            "maxrss_before_mb": rss_before, "maxrss_peak_mb": rss_after, "maxrss_growth_mb": rss_after - rss_before}
+    return {
+        "framework": framework,
+        "impl": impl,
+        "load_s": load_s,
+        "tracemalloc_peak_mb": peak / 2**20,
+        "maxrss_before_mb": rss_before,
+        "maxrss_peak_mb": rss_after,
+        "maxrss_growth_mb": rss_after - rss_before,
+    }
 
 
 def main(argv=None) -> int:

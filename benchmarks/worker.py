@@ -7,6 +7,7 @@ result is a JSON dict of measurements, with an ``errors`` list for anything that
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -21,16 +22,30 @@ from bert_core import BertConfig
 from bert_core.batching import run_bucketed
 
 from . import frameworks as fw
-from .workloads import (corpus_lengths, cosine, forward_flops, make_batch, make_corpus_ids, pad_to_longest_batches,
-                        time_fn, time_interleaved, train_flops)
+from .workloads import (
+    corpus_lengths,
+    cosine,
+    forward_flops,
+    make_batch,
+    make_corpus_ids,
+    pad_to_longest_batches,
+    time_interleaved,
+    train_flops,
+)
+
+
+def _bind_calls(fns: Dict[str, Any], *args: Any) -> Dict[str, Any]:
+    """name -> zero-argument call of ``fns[name](*args)`` (each bound to its own function)."""
+    return {name: functools.partial(fn, *args) for name, fn in fns.items()}
 
 
 def _guard(result: Dict[str, Any], label: str, fn):
     try:
         return fn()
     except Exception as err:  # noqa: BLE001 - a failed measurement is recorded, the run goes on
-        result["errors"].append({"where": label, "error": f"{type(err).__name__}: {err}",
-                                 "trace": traceback.format_exc(limit=6)[-1500:]})
+        result["errors"].append(
+            {"where": label, "error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc(limit=6)[-1500:]}
+        )
         print(f"[{result['framework']}] {label} FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         return None
 
@@ -48,8 +63,9 @@ def _impls(spec) -> list:
     return out
 
 
-def fixed_batch_workload(spec, result, key: str, ckpt: str, config: BertConfig, batch: int, length: int,
-                         with_bf16: bool) -> Dict[str, Any]:
+def fixed_batch_workload(
+    spec, result, key: str, ckpt: str, config: BertConfig, batch: int, length: int, with_bf16: bool
+) -> Dict[str, Any]:
     framework = spec["framework"]
     inputs = make_batch(batch, length, config.vocab_size)
     flops = forward_flops(config, batch, length)
@@ -69,8 +85,14 @@ def fixed_batch_workload(spec, result, key: str, ckpt: str, config: BertConfig, 
         got = _guard(result, f"{key}/{name}", build)
         if got is not None:
             fns[name], outs[name] = got
-    timings = _guard(result, f"{key}/timing", lambda: time_interleaved(
-        {k: (lambda f=f: f(inputs)) for k, f in fns.items()}, spec["repeats"], warmup=spec["warmup"])) or {}
+    timings = (
+        _guard(
+            result,
+            f"{key}/timing",
+            lambda: time_interleaved(_bind_calls(fns, inputs), spec["repeats"], warmup=spec["warmup"]),
+        )
+        or {}
+    )
     reference = outs.get("ours_fp32")
     for name, timing in timings.items():
         t = timing["median_s"]
@@ -91,10 +113,17 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
     lengths = corpus_lengths(c["n"], max_len=min(c["max_len"], config.max_position_embeddings))
     ids = make_corpus_ids(lengths, config.vocab_size)
     real_tokens = int(lengths.sum())
-    res: Dict[str, Any] = {"n_sequences": len(ids), "real_tokens": real_tokens, "batch_size": c["batch_size"],
-                           "max_tokens": c["max_tokens"], "pad_to_multiple_of": c["pad_to_multiple_of"],
-                           "length_min": int(lengths.min()), "length_median": float(np.median(lengths)),
-                           "length_max": int(lengths.max()), "checkpoint": ckpt}
+    res: Dict[str, Any] = {
+        "n_sequences": len(ids),
+        "real_tokens": real_tokens,
+        "batch_size": c["batch_size"],
+        "max_tokens": c["max_tokens"],
+        "pad_to_multiple_of": c["pad_to_multiple_of"],
+        "length_min": int(lengths.min()),
+        "length_median": float(np.median(lengths)),
+        "length_max": int(lengths.max()),
+        "checkpoint": ckpt,
+    }
     outputs: Dict[str, list] = {}
 
     def padded_run(fwd):
@@ -104,12 +133,13 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
             out = fwd(batch)
             padded += batch["input_ids"].size
             for r, i in enumerate(idx):
-                results[i] = out[r, :len(ids[i])]
+                results[i] = out[r, : len(ids[i])]
         return results, padded
 
     def bucketed_run(fwd):
-        return run_bucketed(fwd, ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"],
-                            pad_to_multiple_of=c["pad_to_multiple_of"])
+        return run_bucketed(
+            fwd, ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"], pad_to_multiple_of=c["pad_to_multiple_of"]
+        )
 
     runs = []
     if spec["ours"]:
@@ -118,6 +148,7 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
         runs.append(("hf_pad_to_longest", "hf", lambda f: padded_run(f)[0]))
     fns = {}
     for name, impl, runner in runs:
+
         def build():
             fwd = fw.make_forward(framework, impl, ckpt, "fp32", tf_jit=spec.get("tf_jit", False))
             return fwd, runner(fwd)  # warm-up pass: compiles every shape for jit frameworks
@@ -126,7 +157,7 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
         got = _guard(result, f"c/{name}", build)
         if got is not None:
             fwd, outputs[name] = got
-            fns[name] = (lambda r=runner, f=fwd: r(f))
+            fns[name] = lambda r=runner, f=fwd: r(f)
     timings = _guard(result, "c/timing", lambda: time_interleaved(fns, spec["varlen_repeats"], warmup=0)) or {}
     for name, timing in timings.items():
         res[name] = dict(timing, tokens_per_s=real_tokens / timing["median_s"])
@@ -139,8 +170,12 @@ def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, An
     padded_hf = sum(b["input_ids"].size for _, b in pad_to_longest_batches(ids, c["batch_size"]))
     from bert_core.batching import iter_bucketed
 
-    padded_ours = sum(b["input_ids"].size for _, b in iter_bucketed(
-        ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"], pad_to_multiple_of=c["pad_to_multiple_of"]))
+    padded_ours = sum(
+        b["input_ids"].size
+        for _, b in iter_bucketed(
+            ids, batch_size=c["batch_size"], max_tokens=c["max_tokens"], pad_to_multiple_of=c["pad_to_multiple_of"]
+        )
+    )
     res["padded_tokens_hf"] = int(padded_hf)
     res["padded_tokens_bucketed"] = int(padded_ours)
     return res
@@ -151,10 +186,17 @@ def train_workload(spec, result, ckpt: str, config: BertConfig, batch: int, leng
     inputs = make_batch(batch, length, config.vocab_size, seed=3)
     labels = (np.arange(batch) % 2).astype(np.int64)
     flops = train_flops(config, batch, length)
-    res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_step": flops, "checkpoint": ckpt,
-                           "optimizer": f"AdamW lr={fw.LR}", "head": "BertForSequenceClassification(num_labels=2)"}
+    res: Dict[str, Any] = {
+        "batch": batch,
+        "length": length,
+        "flops_per_step": flops,
+        "checkpoint": ckpt,
+        "optimizer": f"AdamW lr={fw.LR}",
+        "head": "BertForSequenceClassification(num_labels=2)",
+    }
     steps, first = {}, {}
     for impl in _impls(spec):
+
         def build():
             step = fw.make_train_step(framework, impl, ckpt, 2, tf_jit=spec.get("tf_jit", False))
             return step, step(inputs, labels)
@@ -163,9 +205,14 @@ def train_workload(spec, result, ckpt: str, config: BertConfig, batch: int, leng
         got = _guard(result, f"d/{impl}", build)
         if got is not None:
             steps[impl], first[impl] = got
-    timings = _guard(result, "d/timing", lambda: time_interleaved(
-        {k: (lambda s=s: s(inputs, labels)) for k, s in steps.items()}, spec["train_repeats"],
-        warmup=0)) or {}  # the first step (above) was the warm-up
+    timings = (
+        _guard(
+            result,
+            "d/timing",
+            lambda: time_interleaved(_bind_calls(steps, inputs, labels), spec["train_repeats"], warmup=0),
+        )
+        or {}
+    )  # the first step (above) was the warm-up
     for impl, timing in timings.items():
         t = timing["median_s"]
         res[impl] = dict(timing, steps_per_s=1 / t, seq_per_s=batch / t, flop_per_s=flops / t, first_loss=first[impl])
@@ -196,8 +243,9 @@ def main(argv=None) -> int:
 
     def measure_peak(when: str) -> None:
         for dtype in ("fp32", "bf16"):
-            value = _guard(result, f"peak/{dtype}/{when}",
-                           lambda: fw.PEAK[framework](spec["peak_n"], dtype, spec["peak_repeats"]))
+            value = _guard(
+                result, f"peak/{dtype}/{when}", lambda: fw.PEAK[framework](spec["peak_n"], dtype, spec["peak_repeats"])
+            )
             if value is not None:
                 result["peak_samples"].setdefault(dtype, []).append(value)
                 result["peak_flop_per_s"][dtype] = max(result["peak_samples"][dtype])

@@ -9,8 +9,15 @@ import numpy as np
 
 from bert_core import BertConfig, tiny_config
 
-BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
+BERT_BASE = dict(
+    vocab_size=30522,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+)
 
 
 def bert_base_config() -> BertConfig:
@@ -29,7 +36,7 @@ def make_batch(batch: int, length: int, vocab_size: int, seed: int = 0) -> Dict[
     if vocab_size > 102:
         ids[:, 0], ids[:, -1] = 101, 102
     types = np.zeros((batch, length), np.int64)
-    types[:, length // 2:] = 1
+    types[:, length // 2 :] = 1
     return {"input_ids": ids, "attention_mask": np.ones((batch, length), np.int64), "token_type_ids": types}
 
 
@@ -58,15 +65,17 @@ def make_corpus_ids(lengths: Sequence[int], vocab_size: int, seed: int = 1) -> L
 def pad_to_longest_batches(ids: List[List[int]], batch_size: int, pad_token_id: int = 0):
     """HF's default: batches in corpus order, each padded to its longest sequence (DataCollatorWithPadding)."""
     for start in range(0, len(ids), batch_size):
-        rows = ids[start:start + batch_size]
+        rows = ids[start : start + batch_size]
         width = max(len(r) for r in rows)
         arr = np.full((len(rows), width), pad_token_id, np.int64)
         mask = np.zeros((len(rows), width), np.int64)
         for r, row in enumerate(rows):
-            arr[r, :len(row)] = row
-            mask[r, :len(row)] = 1
-        yield np.arange(start, start + len(rows)), {"input_ids": arr, "attention_mask": mask,
-                                                     "token_type_ids": np.zeros_like(arr)}
+            arr[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        yield (
+            np.arange(start, start + len(rows)),
+            {"input_ids": arr, "attention_mask": mask, "token_type_ids": np.zeros_like(arr)},
+        )
 
 
 def forward_flops(config: BertConfig, batch: int, length: int) -> float:
@@ -91,11 +100,17 @@ def time_fn(fn: Callable[[], object], repeats: int, warmup: int = 1, min_time: f
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "n": len(times),
-            "times_s": [round(x, 6) for x in times]}
+    return {
+        "median_s": float(np.median(times)),
+        "min_s": float(np.min(times)),
+        "n": len(times),
+        "times_s": [round(x, 6) for x in times],
+    }
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, Dict[str, object]]:
+def time_interleaved(
+    fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> Dict[str, Dict[str, object]]:
     """Like :func:`time_fn` for several callables, run round-robin (a, b, c, a, b, c, ...) so that load from other
     processes on a shared machine hits every contender alike; the ratios are what count."""
     for fn in fns.values():
@@ -107,8 +122,15 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup:
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    return {k: {"median_s": float(np.median(v)), "min_s": float(np.min(v)), "n": len(v),
-                "times_s": [round(x, 6) for x in v]} for k, v in times.items()}
+    return {
+        k: {
+            "median_s": float(np.median(v)),
+            "min_s": float(np.min(v)),
+            "n": len(v),
+            "times_s": [round(x, 6) for x in v],
+        }
+        for k, v in times.items()
+    }
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

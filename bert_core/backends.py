@@ -43,7 +43,11 @@ BACKENDS: Dict[str, Backend] = {
     for b in (
         Backend("torch", "bert_torch", ("torch",), ("torch",), "torch", ("pt", "pytorch")),
         Backend(
-            "tf", "bert_tf", ("tensorflow", "keras", "tensorflow-text"), ("tensorflow", "keras"), "tf",
+            "tf",
+            "bert_tf",
+            ("tensorflow", "keras", "tensorflow-text"),
+            ("tensorflow", "keras"),
+            "tf",
             ("tensorflow", "keras"),
         ),
         Backend("flax", "bert_flax", ("jax", "jaxlib", "flax", "optax"), ("jax", "flax"), "flax", ("jax", "nnx")),
@@ -87,7 +91,9 @@ def require_backend(name: str) -> None:
     missing = missing_modules(name)
     if missing:
         backend = BACKENDS[name]
-        raise ImportError(f"{backend.package} needs {', '.join(missing)}, which is not installed: {backend.install_hint}")
+        raise ImportError(
+            f"{backend.package} needs {', '.join(missing)}, which is not installed: {backend.install_hint}"
+        )
 
 
 def check_installed(name: str) -> str:

@@ -94,11 +94,20 @@ def iter_bucketed(
     token_type_ids: Optional[Sequence[Sequence[int]]] = None,
 ) -> Iterator[tuple]:
     """Yield ``(indices, batch)`` for bucketed batches; ``batch`` as from :func:`collate`."""
-    plan = plan_batches([len(x) for x in input_ids], batch_size=batch_size, max_tokens=max_tokens,
-                        pad_to_multiple_of=pad_to_multiple_of)
+    plan = plan_batches(
+        [len(x) for x in input_ids], batch_size=batch_size, max_tokens=max_tokens, pad_to_multiple_of=pad_to_multiple_of
+    )
     for indices in plan:
-        yield indices, collate(input_ids, indices, pad_token_id=pad_token_id, pad_to_multiple_of=pad_to_multiple_of,
-                               token_type_ids=token_type_ids)
+        yield (
+            indices,
+            collate(
+                input_ids,
+                indices,
+                pad_token_id=pad_token_id,
+                pad_to_multiple_of=pad_to_multiple_of,
+                token_type_ids=token_type_ids,
+            ),
+        )
 
 
 def run_bucketed(

@@ -34,7 +34,14 @@ PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 TF_WEIGHTS_NAME = "tf_model.h5"
 FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 #: In order of preference.
-WEIGHT_FILES = (SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, TF_WEIGHTS_NAME, FLAX_WEIGHTS_NAME)
+WEIGHT_FILES = (
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    PT_WEIGHTS_INDEX_NAME,
+    PT_WEIGHTS_NAME,
+    TF_WEIGHTS_NAME,
+    FLAX_WEIGHTS_NAME,
+)
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.h5", "*.msgpack", "*.txt"]
 
 
@@ -45,8 +52,18 @@ class CheckpointError(ValueError):
 # ------------------------------------------------------------------------------------------------ safetensors
 
 _ST_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "I16": np.int16,
-    "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64,
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+    "U16": np.uint16,
+    "U32": np.uint32,
+    "U64": np.uint64,
 }
 
 
@@ -93,7 +110,9 @@ def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
         raise CheckpointError(f"{where}: corrupted safetensors header (not a JSON object)")
     body = memoryview(data)[8 + header_len :]
     out: "OrderedDict[str, np.ndarray]" = OrderedDict()
-    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0])
+    entries = sorted(
+        ((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0]
+    )
     for name, entry in entries:
         try:
             dtype_name, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
@@ -135,6 +154,7 @@ def _write_safetensors(target: Path, tensors: Mapping[str, np.ndarray], metadata
 
 # ------------------------------------------------------------------------------------------------ other formats
 
+
 def read_pytorch_bin(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """``pytorch_model.bin`` through ``torch.load(weights_only=True)``: tensors only, no arbitrary unpickling."""
     try:
@@ -174,9 +194,11 @@ def read_tf_h5(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     raw: "OrderedDict[str, np.ndarray]" = OrderedDict()
     try:
         with h5py.File(os.fspath(path), "r") as handle:
+
             def visit(name: str, obj: Any) -> None:
                 if isinstance(obj, h5py.Dataset):
                     raw[name] = np.asarray(obj[()])
+
             handle.visititems(visit)
     except OSError as err:
         raise CheckpointError(f"{os.fspath(path)}: not a readable HDF5 file: {err}") from err
@@ -216,7 +238,9 @@ def read_flax_msgpack(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     try:
         import msgpack
     except ImportError as err:
-        raise CheckpointError(f"{os.fspath(path)}: reading flax_model.msgpack needs msgpack (pip install msgpack)") from err
+        raise CheckpointError(
+            f"{os.fspath(path)}: reading flax_model.msgpack needs msgpack (pip install msgpack)"
+        ) from err
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code == 1:  # ndarray: (shape, dtype name, bytes)
@@ -263,6 +287,7 @@ def read_flax_msgpack(path: PathLike) -> "OrderedDict[str, np.ndarray]":
 
 
 # ------------------------------------------------------------------------------------------------ directory level
+
 
 def find_weights_file(directory: PathLike) -> Tuple[Path, str]:
     """The weights file of ``directory`` in order of preference, and its format name."""
@@ -385,6 +410,7 @@ def save_state_dict(
 
 # ------------------------------------------------------------------------------------------------ model level
 
+
 def load_checkpoint(
     name_or_path: PathLike,
     *,
@@ -401,7 +427,11 @@ def load_checkpoint(
         (config, raw state dict as stored, directory, weights file name).
     """
     directory = resolve_model_dir(
-        name_or_path, allow_patterns=HUB_PATTERNS, revision=revision, cache_dir=cache_dir, token=token,
+        name_or_path,
+        allow_patterns=HUB_PATTERNS,
+        revision=revision,
+        cache_dir=cache_dir,
+        token=token,
         local_files_only=local_files_only,
     )
     if config is None:
@@ -438,15 +468,22 @@ def load_head_weights(
         ValueError: a shape mismatch, unless ``ignore_mismatched_sizes``.
     """
     config, state, directory, file_name = load_checkpoint(
-        name_or_path, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
-        config=config, **config_overrides,
+        name_or_path,
+        revision=revision,
+        cache_dir=cache_dir,
+        token=token,
+        local_files_only=local_files_only,
+        config=config,
+        **config_overrides,
     )
     check_config_agrees(config, state, directory / file_name)
     weights, info = match_state_dict(
         state, config, head, add_pooling_layer=add_pooling_layer, ignore_mismatched_sizes=ignore_mismatched_sizes
     )
     if not any(k.startswith(("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")) for k in weights):
-        raise CheckpointError(f"{os.fspath(directory / file_name)}: no BERT weights found (keys like {list(state)[:3]})")
+        raise CheckpointError(
+            f"{os.fspath(directory / file_name)}: no BERT weights found (keys like {list(state)[:3]})"
+        )
     if info.missing_keys:
         warnings.warn(
             f"Some weights of {head} were not in the checkpoint at {os.fspath(name_or_path)} and are newly "

@@ -14,6 +14,7 @@ from typing import List, Optional
 from .backends import BACKENDS, installed_backends
 from .backends import distribution_version as _version
 
+
 def cmd_env(args: argparse.Namespace) -> int:
     print(f"multi-bert {_version('multi-bert') or 'source tree'} on Python {sys.version.split()[0]}")
     for dist in ("numpy", "safetensors", "huggingface_hub", "tokenizers"):
@@ -29,7 +30,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 #: commands implemented elsewhere: name -> (module with ``main(argv)``, help)
 DELEGATED = {
     "parity": ("conformance.cli", "run every head on every installed backend from one checkpoint and compare"),
-    "convert": ("conformance.cli", "convert a checkpoint (HF dir/hub id, .bin, .h5, .msgpack, .keras, TF1) to a canonical HF dir"),
+    "convert": (
+        "conformance.cli",
+        "convert a checkpoint (HF dir/hub id, .bin, .h5, .msgpack, .keras, TF1) to a canonical HF dir",
+    ),
     "bench": ("benchmarks.cli", "speed and memory against the reference"),
 }
 
@@ -46,7 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"bert {command}: cannot load {module}: {err}", file=sys.stderr)
             return 2
         return int(impl.main(argv) or 0)
-    parser = argparse.ArgumentParser(prog="bert", description="Multi-framework BERT: parity checks, conversion, benchmarks.")
+    parser = argparse.ArgumentParser(
+        prog="bert", description="Multi-framework BERT: parity checks, conversion, benchmarks."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="show installed backends and versions").set_defaults(func=cmd_env)
     for name, (_, help_text) in DELEGATED.items():

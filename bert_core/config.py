@@ -180,14 +180,18 @@ class BertConfig:
         ):
             raise ValueError(f"classifier_dropout must be None or in [0, 1), got {self.classifier_dropout!r}")
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; expected one of {SUPPORTED_ACTIVATIONS}")
+            raise ValueError(
+                f"hidden_act {self.hidden_act!r} is not supported; expected one of {SUPPORTED_ACTIVATIONS}"
+            )
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
             raise ValueError(
                 f"position_embedding_type {self.position_embedding_type!r} is not supported; "
                 f"expected one of {POSITION_EMBEDDING_TYPES}"
             )
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"problem_type {self.problem_type!r} is not supported; expected None or one of {PROBLEM_TYPES}")
+            raise ValueError(
+                f"problem_type {self.problem_type!r} is not supported; expected None or one of {PROBLEM_TYPES}"
+            )
         if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
             raise ValueError(f"layer_norm_eps must be a positive float, got {self.layer_norm_eps!r}")
         if not isinstance(self.initializer_range, (int, float)) or self.initializer_range < 0:

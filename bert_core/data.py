@@ -27,15 +27,17 @@ def _rows(value) -> List[List[int]]:
     return [list(r) for r in value]
 
 
-def pad_examples(examples, pad_token_id: int, pad_to_multiple_of: Optional[int] = None,
-                 padding_side: str = "right") -> Dict[str, np.ndarray]:
+def pad_examples(
+    examples, pad_token_id: int, pad_to_multiple_of: Optional[int] = None, padding_side: str = "right"
+) -> Dict[str, np.ndarray]:
     """Collate examples into padded int64 arrays ``(batch, seq_len)``.
 
     ``examples`` is a list of encodings (dicts with ``input_ids`` and optionally ``token_type_ids``/
     ``attention_mask``), a list of id lists, or one dict of 2-D arrays/lists (e.g. a BatchEncoding).
     """
-    if isinstance(examples, Mapping) or (hasattr(examples, "keys") and hasattr(examples, "__getitem__")
-                                         and not isinstance(examples, (list, tuple))):
+    if isinstance(examples, Mapping) or (
+        hasattr(examples, "keys") and hasattr(examples, "__getitem__") and not isinstance(examples, (list, tuple))
+    ):
         if "input_ids" not in examples:
             raise KeyError(f"the batch has no 'input_ids'; keys are {list(examples.keys())}")
         ids = _rows(examples["input_ids"])
@@ -47,8 +49,16 @@ def pad_examples(examples, pad_token_id: int, pad_to_multiple_of: Optional[int] 
         first = examples[0]
         if isinstance(first, Mapping) or hasattr(first, "keys"):
             ids = [list(np.asarray(e["input_ids"]).tolist()) for e in examples]
-            tt = [list(np.asarray(e["token_type_ids"]).tolist()) for e in examples] if "token_type_ids" in first else None
-            am = [list(np.asarray(e["attention_mask"]).tolist()) for e in examples] if "attention_mask" in first else None
+            tt = (
+                [list(np.asarray(e["token_type_ids"]).tolist()) for e in examples]
+                if "token_type_ids" in first
+                else None
+            )
+            am = (
+                [list(np.asarray(e["attention_mask"]).tolist()) for e in examples]
+                if "attention_mask" in first
+                else None
+            )
         elif isinstance(first, (list, tuple, np.ndarray)):
             ids, tt, am = [list(np.asarray(e).tolist()) for e in examples], None, None
         else:
@@ -90,12 +100,22 @@ class DataCollatorForMLM:
     labels.
     """
 
-    def __init__(self, tokenizer=None, *, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-                 seed: Union[None, int, np.random.Generator] = None, pad_to_multiple_of: Optional[int] = None,
-                 mask_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
-                 vocab_size: Optional[int] = None, special_token_ids: Optional[Sequence[int]] = None,
-                 subword_ids: Optional[Sequence[int]] = None, mask_replace_prob: float = 0.8,
-                 random_replace_prob: float = 0.1):
+    def __init__(
+        self,
+        tokenizer=None,
+        *,
+        mlm_probability: float = 0.15,
+        whole_word_mask: bool = False,
+        seed: Union[None, int, np.random.Generator] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        mask_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+        vocab_size: Optional[int] = None,
+        special_token_ids: Optional[Sequence[int]] = None,
+        subword_ids: Optional[Sequence[int]] = None,
+        mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1,
+    ):
         if not 0.0 < mlm_probability < 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
         if mask_replace_prob < 0 or random_replace_prob < 0 or mask_replace_prob + random_replace_prob > 1:
@@ -111,7 +131,9 @@ class DataCollatorForMLM:
         if mask_token_id is None or pad_token_id is None or vocab_size is None:
             raise ValueError("DataCollatorForMLM needs a tokenizer, or mask_token_id, pad_token_id and vocab_size")
         if whole_word_mask and subword_ids is None:
-            raise ValueError("whole_word_mask=True needs to know which ids are '##' pieces: pass a tokenizer or subword_ids")
+            raise ValueError(
+                "whole_word_mask=True needs to know which ids are '##' pieces: pass a tokenizer or subword_ids"
+            )
         self.mlm_probability = float(mlm_probability)
         self.whole_word_mask = bool(whole_word_mask)
         self.mask_token_id = int(mask_token_id)
@@ -155,7 +177,9 @@ class DataCollatorForMLM:
         out = ids.copy()
         action = self.rng.random(ids.shape)
         to_mask = chosen & (action < self.mask_replace_prob)
-        to_random = chosen & (action >= self.mask_replace_prob) & (action < self.mask_replace_prob + self.random_replace_prob)
+        to_random = (
+            chosen & (action >= self.mask_replace_prob) & (action < self.mask_replace_prob + self.random_replace_prob)
+        )
         out[to_mask] = self.mask_token_id
         n_random = int(to_random.sum())
         if n_random:
@@ -184,11 +208,17 @@ def _truncate_pair(a: List[int], b: List[int], budget: int) -> None:
             b.pop()
 
 
-def build_nsp_pairs(documents: Sequence[Sequence[Union[str, Sequence[int]]]], tokenizer=None, *,
-                    max_length: int = 128, nsp_probability: float = 0.5,
-                    seed: Union[None, int, np.random.Generator] = None,
-                    cls_token_id: Optional[int] = None, sep_token_id: Optional[int] = None,
-                    pad_token_id: Optional[int] = None) -> Dict[str, np.ndarray]:
+def build_nsp_pairs(
+    documents: Sequence[Sequence[Union[str, Sequence[int]]]],
+    tokenizer=None,
+    *,
+    max_length: int = 128,
+    nsp_probability: float = 0.5,
+    seed: Union[None, int, np.random.Generator] = None,
+    cls_token_id: Optional[int] = None,
+    sep_token_id: Optional[int] = None,
+    pad_token_id: Optional[int] = None,
+) -> Dict[str, np.ndarray]:
     """Sentence pairs for next-sentence prediction.
 
     Each consecutive sentence pair (A, B) of a document gives one example: with probability ``1 - nsp_probability``
@@ -215,8 +245,15 @@ def build_nsp_pairs(documents: Sequence[Sequence[Union[str, Sequence[int]]]], to
         if isinstance(sentence, str):
             if tokenizer is None:
                 raise ValueError("str sentences need a tokenizer")
-            return list(tokenizer(sentence, add_special_tokens=False, return_token_type_ids=False,
-                                  return_attention_mask=False, verbose=False)["input_ids"])
+            return list(
+                tokenizer(
+                    sentence,
+                    add_special_tokens=False,
+                    return_token_type_ids=False,
+                    return_attention_mask=False,
+                    verbose=False,
+                )["input_ids"]
+            )
         if isinstance(sentence, (list, tuple, np.ndarray)):
             return [int(i) for i in sentence]
         raise TypeError(f"a sentence must be a str or a list of ids, got {type(sentence).__name__}")
@@ -253,7 +290,11 @@ def build_nsp_pairs(documents: Sequence[Sequence[Union[str, Sequence[int]]]], to
     for r, (a, b) in enumerate(zip(rows_a, rows_b)):
         seq = [cls_token_id] + a + [sep_token_id] + b + [sep_token_id]
         input_ids[r, : len(seq)] = seq
-        token_type_ids[r, len(a) + 2: len(seq)] = 1
+        token_type_ids[r, len(a) + 2 : len(seq)] = 1
         attention_mask[r, : len(seq)] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-            "next_sentence_label": np.asarray(labels, dtype=np.int64)}
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+        "next_sentence_label": np.asarray(labels, dtype=np.int64),
+    }

@@ -56,7 +56,11 @@ def init_weights(
 
 
 def complete_weights(
-    weights: Mapping[str, np.ndarray], config: BertConfig, head: str, seed: int = 0, add_pooling_layer: Optional[bool] = None
+    weights: Mapping[str, np.ndarray],
+    config: BertConfig,
+    head: str,
+    seed: int = 0,
+    add_pooling_layer: Optional[bool] = None,
 ) -> "OrderedDict[str, np.ndarray]":
     """``weights`` plus seeded initial values for every tensor of ``head`` they lack, in table order."""
     table = stored_weights(config, head, add_pooling_layer)

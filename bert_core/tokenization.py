@@ -596,7 +596,9 @@ class BertTokenizerBase:
     def all_special_ids(self) -> List[int]:
         return self.convert_tokens_to_ids(self.all_special_tokens)
 
-    def add_special_tokens(self, special_tokens_dict: Dict[str, Any], replace_additional_special_tokens: bool = True) -> int:
+    def add_special_tokens(
+        self, special_tokens_dict: Dict[str, Any], replace_additional_special_tokens: bool = True
+    ) -> int:
         """Set/extend special tokens, e.g. ``{"additional_special_tokens": ["[E1]"]}``. Returns how many tokens were
         new to the vocabulary."""
         if not isinstance(special_tokens_dict, dict):
@@ -618,7 +620,9 @@ class BertTokenizerBase:
                 self._special[key] = token
                 to_add.append(token)
             else:
-                raise ValueError(f"unknown special token key {key!r}; use one of {SPECIAL_TOKEN_ATTRS} or additional_special_tokens")
+                raise ValueError(
+                    f"unknown special token key {key!r}; use one of {SPECIAL_TOKEN_ATTRS} or additional_special_tokens"
+                )
         return self._add_tokens(to_add, special_tokens=True)
 
     def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
@@ -639,7 +643,9 @@ class BertTokenizerBase:
     def _check_text(value: Any, what: str, split_words: bool) -> None:
         if split_words:
             if not isinstance(value, (list, tuple)):
-                raise TypeError(f"{what} must be a list of str words when is_split_into_words=True, got {_type_name(value)}")
+                raise TypeError(
+                    f"{what} must be a list of str words when is_split_into_words=True, got {_type_name(value)}"
+                )
             for word in value:
                 if not isinstance(word, str):
                     raise TypeError(f"{what} must contain only str words, found {_type_name(word)}")
@@ -673,7 +679,9 @@ class BertTokenizerBase:
             for item in items:
                 # a batch element given as a 2-tuple/list of texts is a pair (HF habit)
                 if (not is_split_into_words and isinstance(item, (list, tuple))) or (
-                    is_split_into_words and isinstance(item, (list, tuple)) and len(item) == 2
+                    is_split_into_words
+                    and isinstance(item, (list, tuple))
+                    and len(item) == 2
                     and isinstance(item[0], (list, tuple))
                 ):
                     if len(item) != 2:
@@ -739,8 +747,13 @@ class BertTokenizerBase:
                     max_length = self.model_max_length
         if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
             raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
-        if pad_to_multiple_of is not None and max_length is not None and pad_mode != "do_not_pad" \
-                and trunc_mode != "do_not_truncate" and max_length % pad_to_multiple_of != 0:
+        if (
+            pad_to_multiple_of is not None
+            and max_length is not None
+            and pad_mode != "do_not_pad"
+            and trunc_mode != "do_not_truncate"
+            and max_length % pad_to_multiple_of != 0
+        ):
             raise ValueError(
                 f"truncation and padding together need max_length ({max_length}) to be a multiple of "
                 f"pad_to_multiple_of ({pad_to_multiple_of})"
@@ -748,7 +761,9 @@ class BertTokenizerBase:
         # HF's slow tokenizer accepts any stride (the overflow window just grows); the Rust one panics, so the
         # fast tokenizer checks up front
         if self.is_fast and stride and trunc_mode != "do_not_truncate" and max_length is not None:
-            specials = self.num_special_tokens_to_add(pair=any(p[1] is not None for p in pairs)) if add_special_tokens else 0
+            specials = (
+                self.num_special_tokens_to_add(pair=any(p[1] is not None for p in pairs)) if add_special_tokens else 0
+            )
             if stride >= max_length - specials and return_overflowing_tokens:
                 raise ValueError(
                     f"stride ({stride}) must be smaller than the tokens left after special tokens "
@@ -842,8 +857,13 @@ class BertTokenizerBase:
         if encodings is not None and target is not None:
             for enc in encodings:
                 if len(enc) < target:
-                    enc.pad(target, direction=padding_side, pad_id=self.pad_token_id,
-                            pad_type_id=self.pad_token_type_id, pad_token=self.pad_token)
+                    enc.pad(
+                        target,
+                        direction=padding_side,
+                        pad_id=self.pad_token_id,
+                        pad_type_id=self.pad_token_type_id,
+                        pad_token=self.pad_token,
+                    )
         data: Dict[str, Any] = {}
         for key in out_keys:
             data[key] = columns[key]
@@ -854,13 +874,19 @@ class BertTokenizerBase:
         # HF habit: one unbatched input gives flat lists, except fast overflow rows (several rows per input)
         if not batched and return_tensors is None and not (self.is_fast and return_overflowing_tokens):
             data = {k: v[0] for k, v in data.items()}
-        return BatchEncoding(data, encodings=encodings, tensor_type=return_tensors,
-                             n_sequences=max((2 if p[1] is not None else 1 for p in pairs), default=1))
+        return BatchEncoding(
+            data,
+            encodings=encodings,
+            tensor_type=return_tensors,
+            n_sequences=max((2 if p[1] is not None else 1 for p in pairs), default=1),
+        )
 
     def encode(self, text, text_pair=None, *, add_special_tokens: bool = True, **kwargs) -> List[int]:
         """Ids of one text (or pair): ``[seq_len]`` list of int."""
         if isinstance(text, (list, tuple)) and not kwargs.get("is_split_into_words"):
-            raise TypeError(f"encode takes one str (and an optional pair); got {_type_name(text)}; call the tokenizer for batches")
+            raise TypeError(
+                f"encode takes one str (and an optional pair); got {_type_name(text)}; call the tokenizer for batches"
+            )
         enc = self(text, text_pair, add_special_tokens=add_special_tokens, **kwargs)
         ids = enc["input_ids"]
         if hasattr(ids, "shape"):
@@ -946,7 +972,9 @@ class BertTokenizerBase:
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 3 if pair else 2
 
-    def build_inputs_with_special_tokens(self, token_ids_0: List[int], token_ids_1: Optional[List[int]] = None) -> List[int]:
+    def build_inputs_with_special_tokens(
+        self, token_ids_0: List[int], token_ids_1: Optional[List[int]] = None
+    ) -> List[int]:
         """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``."""
         cls, sep = [self.cls_token_id], [self.sep_token_id]
         if token_ids_1 is None:
@@ -966,7 +994,9 @@ class BertTokenizerBase:
             return [1] + [0] * len(token_ids_0) + [1]
         return [1] + [0] * len(token_ids_0) + [1] + [0] * len(token_ids_1) + [1]
 
-    def create_token_type_ids_from_sequences(self, token_ids_0: List[int], token_ids_1: Optional[List[int]] = None) -> List[int]:
+    def create_token_type_ids_from_sequences(
+        self, token_ids_0: List[int], token_ids_1: Optional[List[int]] = None
+    ) -> List[int]:
         """0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``."""
         first = [0] * (len(token_ids_0) + 2)
         if token_ids_1 is None:
@@ -979,8 +1009,16 @@ class BertTokenizerBase:
     def clean_up_tokenization(text: str) -> str:
         """Undo the spaces WordPiece joining puts before punctuation and English contractions."""
         return (
-            text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",").replace(" ' ", "'")
-            .replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s").replace(" 've", "'ve").replace(" 're", "'re")
+            text.replace(" .", ".")
+            .replace(" ?", "?")
+            .replace(" !", "!")
+            .replace(" ,", ",")
+            .replace(" ' ", "'")
+            .replace(" n't", "n't")
+            .replace(" 'm", "'m")
+            .replace(" 's", "'s")
+            .replace(" 've", "'ve")
+            .replace(" 're", "'re")
         )
 
     @staticmethod
@@ -998,19 +1036,36 @@ class BertTokenizerBase:
                 raise TypeError(f"token ids must be int, found {_type_name(t)}")
         return list(token_ids)
 
-    def batch_decode(self, sequences, skip_special_tokens: bool = False, clean_up_tokenization_spaces: Optional[bool] = None, **kwargs) -> List[str]:
+    def batch_decode(
+        self,
+        sequences,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: Optional[bool] = None,
+        **kwargs,
+    ) -> List[str]:
         """Decode each row of a ``[batch][seq_len]`` id list/array."""
         if hasattr(sequences, "tolist"):
             sequences = sequences.tolist()
-        return [self.decode(s, skip_special_tokens=skip_special_tokens,
-                            clean_up_tokenization_spaces=clean_up_tokenization_spaces, **kwargs) for s in sequences]
+        return [
+            self.decode(
+                s,
+                skip_special_tokens=skip_special_tokens,
+                clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+                **kwargs,
+            )
+            for s in sequences
+        ]
 
     def _settings(self) -> Dict[str, Any]:
         """Constructor settings shared by the slow and fast tokenizers (what slow <-> fast conversion carries over)."""
         out = dict(
-            do_lower_case=self.do_lower_case, tokenize_chinese_chars=self.tokenize_chinese_chars,
-            strip_accents=self.strip_accents, model_max_length=self.model_max_length, padding_side=self.padding_side,
-            truncation_side=self.truncation_side, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
+            do_lower_case=self.do_lower_case,
+            tokenize_chinese_chars=self.tokenize_chinese_chars,
+            strip_accents=self.strip_accents,
+            model_max_length=self.model_max_length,
+            padding_side=self.padding_side,
+            truncation_side=self.truncation_side,
+            clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
             name_or_path=self.name_or_path,
         )
         for attr in SPECIAL_TOKEN_ATTRS:
@@ -1039,7 +1094,9 @@ class BertTokenizerBase:
         expected = 0
         for token, index in ordered:
             if index != expected:
-                logger.warning(f"vocabulary indices are not consecutive at {index} (expected {expected}); saving in id order")
+                logger.warning(
+                    f"vocabulary indices are not consecutive at {index} (expected {expected}); saving in id order"
+                )
                 expected = index
             lines.append(token + "\n")
             expected += 1
@@ -1130,8 +1187,17 @@ class BertTokenizerBase:
     @classmethod
     def _kwargs_from_config(cls, config: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
         kwargs: Dict[str, Any] = {}
-        for key in ("do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents",
-                    "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces"):
+        for key in (
+            "do_lower_case",
+            "do_basic_tokenize",
+            "never_split",
+            "tokenize_chinese_chars",
+            "strip_accents",
+            "model_max_length",
+            "padding_side",
+            "truncation_side",
+            "clean_up_tokenization_spaces",
+        ):
             if key in config:
                 kwargs[key] = config[key]
         for key in SPECIAL_TOKEN_ATTRS:
@@ -1216,13 +1282,21 @@ class BertTokenizer(BertTokenizerBase):
             strip_accents=strip_accents,
         )
         self._init_common(
-            unk_token=unk_token, sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-            mask_token=mask_token, model_max_length=model_max_length, padding_side=padding_side,
-            truncation_side=truncation_side, clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            name_or_path=name_or_path, additional_special_tokens=additional_special_tokens,
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            model_max_length=model_max_length,
+            padding_side=padding_side,
+            truncation_side=truncation_side,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            name_or_path=name_or_path,
+            additional_special_tokens=additional_special_tokens,
         )
-        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=self.unk_token or "[UNK]",
-                                                      max_input_chars_per_word=max_input_chars_per_word)
+        self.wordpiece_tokenizer = WordpieceTokenizer(
+            self.vocab, unk_token=self.unk_token or "[UNK]", max_input_chars_per_word=max_input_chars_per_word
+        )
         # added tokens: id -> AddedToken; ids < len(vocab) re-use vocabulary ids (special tokens)
         self._added_decoder: Dict[int, AddedToken] = {}
         self._added_encoder: Dict[str, int] = {}
@@ -1262,7 +1336,9 @@ class BertTokenizer(BertTokenizerBase):
             if special_tokens:
                 tok.special = True
             if not tok.special and tok.normalized and self._lowercase_text:
-                tok = AddedToken(tok.content.lower(), tok.single_word, tok.lstrip, tok.rstrip, tok.normalized, tok.special)
+                tok = AddedToken(
+                    tok.content.lower(), tok.single_word, tok.lstrip, tok.rstrip, tok.normalized, tok.special
+                )
             if tok.content in self._added_encoder:
                 index = self._added_encoder[tok.content]
                 self._added_decoder[index] = tok
@@ -1280,7 +1356,9 @@ class BertTokenizer(BertTokenizerBase):
     def _rebuild_patterns(self) -> None:
         specials = self.all_special_tokens
         self._special_set = set(specials)
-        lower_keep = list(specials) + [t.content for t in self._added_decoder.values() if not t.special and t.normalized]
+        lower_keep = list(specials) + [
+            t.content for t in self._added_decoder.values() if not t.special and t.normalized
+        ]
         # HF lower-cases everything except special tokens (and normalized added tokens) before the split
         self._lower_split = re.compile("(" + "|".join(re.escape(t) for t in lower_keep) + ")") if lower_keep else None
         contents = sorted(self._added_encoder, key=len, reverse=True)
@@ -1382,8 +1460,14 @@ class BertTokenizer(BertTokenizerBase):
     def convert_tokens_to_string(self, tokens: List[str]) -> str:
         return " ".join(tokens).replace(" ##", "").strip()
 
-    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: Optional[bool] = None,
-               spaces_between_special_tokens: bool = True, **kwargs) -> str:
+    def decode(
+        self,
+        token_ids,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: Optional[bool] = None,
+        spaces_between_special_tokens: bool = True,
+        **kwargs,
+    ) -> str:
         """Text of ``token_ids`` (int or ``[seq_len]`` ints): ``##`` pieces are joined to the previous token."""
         ids = self._ids_list(token_ids)
         tokens = self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
@@ -1391,7 +1475,11 @@ class BertTokenizer(BertTokenizerBase):
         base = len(self.vocab)
         # added (non-special) tokens are emitted verbatim, not WordPiece-joined
         legacy = {t.content for t in self._added_decoder.values() if not t.special and t.content not in specials}
-        legacy |= {t.content for i, t in self._added_decoder.items() if t.content in self.additional_special_tokens and i >= base}
+        legacy |= {
+            t.content
+            for i, t in self._added_decoder.items()
+            if t.content in self.additional_special_tokens and i >= base
+        }
         parts: List[str] = []
         current: List[str] = []
         for tok in tokens:
@@ -1409,7 +1497,9 @@ class BertTokenizer(BertTokenizerBase):
         if current:
             parts.append(self.convert_tokens_to_string(current))
         text = (" " if spaces_between_special_tokens else "").join(parts)
-        clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
+        clean = (
+            self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
+        )
         return self.clean_up_tokenization(text) if clean else text
 
     # -- encoding rows ---------------------------------------------------------------------------------------------------
@@ -1423,8 +1513,20 @@ class BertTokenizer(BertTokenizerBase):
             tokens = self.tokenize(text)
         return self.convert_tokens_to_ids(tokens)
 
-    def _encode_rows(self, pairs, *, batched, add_special_tokens, truncation, max_length, stride, is_split_into_words,
-                     return_overflowing_tokens, return_offsets_mapping, fields=("input_ids",)):
+    def _encode_rows(
+        self,
+        pairs,
+        *,
+        batched,
+        add_special_tokens,
+        truncation,
+        max_length,
+        stride,
+        is_split_into_words,
+        return_overflowing_tokens,
+        return_offsets_mapping,
+        fields=("input_ids",),
+    ):
         """Unpadded ``{field: [row ids]}`` for the requested fields, extra keys, and alignments (None here)."""
         if return_offsets_mapping:
             raise NotImplementedError(
@@ -1467,9 +1569,16 @@ class BertTokenizer(BertTokenizerBase):
     # -- persistence -----------------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path: PathLike, *, revision: Optional[str] = None,
-                        cache_dir: Optional[PathLike] = None, token=None, local_files_only: bool = False,
-                        **kwargs) -> "BertTokenizer":
+    def from_pretrained(
+        cls,
+        name_or_path: PathLike,
+        *,
+        revision: Optional[str] = None,
+        cache_dir: Optional[PathLike] = None,
+        token=None,
+        local_files_only: bool = False,
+        **kwargs,
+    ) -> "BertTokenizer":
         """Load from a directory with vocab.txt (+ tokenizer_config.json, special_tokens_map.json) or a hub id.
         Keyword arguments override the saved configuration."""
         from .hub import resolve_model_dir
@@ -1477,11 +1586,16 @@ class BertTokenizer(BertTokenizerBase):
         directory = resolve_model_dir(
             name_or_path,
             allow_patterns=["vocab.txt", TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE],
-            revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
         )
         vocab_file = directory / VOCAB_FILES["vocab_file"]
         if not vocab_file.is_file():
-            raise FileNotFoundError(f"vocabulary file not found: {os.fspath(vocab_file)!r} (loading {os.fspath(name_or_path)!r})")
+            raise FileNotFoundError(
+                f"vocabulary file not found: {os.fspath(vocab_file)!r} (loading {os.fspath(name_or_path)!r})"
+            )
         config = cls._read_configs(directory)
         kwargs = cls._kwargs_from_config(config, kwargs)
         added = cls._config_added_tokens(config)

@@ -30,18 +30,38 @@ _STRATEGY = {"longest_first": "longest_first", "only_first": "only_first", "only
 def _backend_added_token(tok: AddedToken):
     from tokenizers import AddedToken as RustAddedToken
 
-    return RustAddedToken(tok.content, single_word=tok.single_word, lstrip=tok.lstrip, rstrip=tok.rstrip,
-                          normalized=tok.normalized, special=tok.special)
+    return RustAddedToken(
+        tok.content,
+        single_word=tok.single_word,
+        lstrip=tok.lstrip,
+        rstrip=tok.rstrip,
+        normalized=tok.normalized,
+        special=tok.special,
+    )
 
 
 def _from_backend_added_token(tok) -> AddedToken:
-    return AddedToken(tok.content, single_word=tok.single_word, lstrip=tok.lstrip, rstrip=tok.rstrip,
-                      normalized=tok.normalized, special=tok.special)
+    return AddedToken(
+        tok.content,
+        single_word=tok.single_word,
+        lstrip=tok.lstrip,
+        rstrip=tok.rstrip,
+        normalized=tok.normalized,
+        special=tok.special,
+    )
 
 
-def build_backend(vocab: Dict[str, int], *, do_lower_case: bool = True, tokenize_chinese_chars: bool = True,
-                  strip_accents: Optional[bool] = None, unk_token: str = "[UNK]", cls_token: str = "[CLS]",
-                  sep_token: str = "[SEP]", max_input_chars_per_word: int = 100):
+def build_backend(
+    vocab: Dict[str, int],
+    *,
+    do_lower_case: bool = True,
+    tokenize_chinese_chars: bool = True,
+    strip_accents: Optional[bool] = None,
+    unk_token: str = "[UNK]",
+    cls_token: str = "[CLS]",
+    sep_token: str = "[SEP]",
+    max_input_chars_per_word: int = 100,
+):
     """A ``tokenizers.Tokenizer`` with the BERT pipeline: BertNormalizer, BertPreTokenizer, WordPiece,
     ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` post-processing and the WordPiece decoder."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
@@ -52,7 +72,9 @@ def build_backend(vocab: Dict[str, int], *, do_lower_case: bool = True, tokenize
             raise ValueError(f"{name} {token!r} is not in the vocabulary")
     backend = Tokenizer(WordPiece(dict(vocab), unk_token=unk_token, max_input_chars_per_word=max_input_chars_per_word))
     backend.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents,
+        clean_text=True,
+        handle_chinese_chars=tokenize_chinese_chars,
+        strip_accents=strip_accents,
         lowercase=do_lower_case,
     )
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -99,14 +121,23 @@ class BertTokenizerFast(BertTokenizerBase):
         from tokenizers import Tokenizer, normalizers
 
         self._init_common(
-            unk_token=unk_token, sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-            mask_token=mask_token, model_max_length=model_max_length, padding_side=padding_side,
-            truncation_side=truncation_side, clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            name_or_path=name_or_path, additional_special_tokens=additional_special_tokens,
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            model_max_length=model_max_length,
+            padding_side=padding_side,
+            truncation_side=truncation_side,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            name_or_path=name_or_path,
+            additional_special_tokens=additional_special_tokens,
         )
         if not do_basic_tokenize or never_split:
             # the Rust pipeline has no equivalent; refuse rather than tokenize differently from what was asked
-            raise ValueError("BertTokenizerFast does not support do_basic_tokenize=False or never_split; use BertTokenizer")
+            raise ValueError(
+                "BertTokenizerFast does not support do_basic_tokenize=False or never_split; use BertTokenizer"
+            )
         self.do_basic_tokenize = True
         self.never_split = set()
         self.do_lower_case = bool(do_lower_case)
@@ -121,11 +152,19 @@ class BertTokenizerFast(BertTokenizerBase):
         else:
             if vocab is None:
                 if vocab_file is None:
-                    raise ValueError("BertTokenizerFast needs vocab_file (vocab.txt), tokenizer_file or tokenizer_object")
+                    raise ValueError(
+                        "BertTokenizerFast needs vocab_file (vocab.txt), tokenizer_file or tokenizer_object"
+                    )
                 vocab = load_vocab(vocab_file)
-            backend = build_backend(vocab, do_lower_case=self.do_lower_case,
-                                    tokenize_chinese_chars=self.tokenize_chinese_chars, strip_accents=strip_accents,
-                                    unk_token=self.unk_token, cls_token=self.cls_token, sep_token=self.sep_token)
+            backend = build_backend(
+                vocab,
+                do_lower_case=self.do_lower_case,
+                tokenize_chinese_chars=self.tokenize_chinese_chars,
+                strip_accents=strip_accents,
+                unk_token=self.unk_token,
+                cls_token=self.cls_token,
+                sep_token=self.sep_token,
+            )
         # the config's casing/accents settings win over a tokenizer.json that disagrees (HF habit)
         state = None
         if backend.normalizer is not None:
@@ -134,18 +173,23 @@ class BertTokenizerFast(BertTokenizerBase):
             except Exception:  # not a plain BertNormalizer (e.g. a Sequence): keep it as it is
                 state = None
         if state is not None and state.get("type") == "BertNormalizer":
-            wanted = {"lowercase": self.do_lower_case, "strip_accents": strip_accents,
-                      "handle_chinese_chars": self.tokenize_chinese_chars}
+            wanted = {
+                "lowercase": self.do_lower_case,
+                "strip_accents": strip_accents,
+                "handle_chinese_chars": self.tokenize_chinese_chars,
+            }
             if any(state.get(k) != v for k, v in wanted.items()):
                 backend.normalizer = normalizers.BertNormalizer(
-                    clean_text=state.get("clean_text", True), handle_chinese_chars=self.tokenize_chinese_chars,
-                    strip_accents=strip_accents, lowercase=self.do_lower_case,
+                    clean_text=state.get("clean_text", True),
+                    handle_chinese_chars=self.tokenize_chinese_chars,
+                    strip_accents=strip_accents,
+                    lowercase=self.do_lower_case,
                 )
         backend.no_truncation()
         backend.no_padding()
         self._tokenizer = backend
         if added_tokens:
-            for index, tok in sorted(added_tokens.items()):
+            for _index, tok in sorted(added_tokens.items()):
                 if backend.token_to_id(tok.content) is None:
                     self._add_tokens([tok], special_tokens=tok.special)
         specials = [t for t in self._special.values() if t is not None] + list(self._additional_special)
@@ -229,18 +273,37 @@ class BertTokenizerFast(BertTokenizerBase):
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
         return self._tokenizer.encode(text, pair, add_special_tokens=add_special_tokens).tokens
 
-    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: Optional[bool] = None,
-               **kwargs) -> str:
+    def decode(
+        self,
+        token_ids,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: Optional[bool] = None,
+        **kwargs,
+    ) -> str:
         """Text of ``token_ids`` (int or ``[seq_len]`` ints)."""
         ids = self._ids_list(token_ids)
         text = self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
-        clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
+        clean = (
+            self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
+        )
         return self.clean_up_tokenization(text) if clean else text
 
     # -- encoding rows ---------------------------------------------------------------------------------------------------
 
-    def _encode_rows(self, pairs, *, batched, add_special_tokens, truncation, max_length, stride, is_split_into_words,
-                     return_overflowing_tokens, return_offsets_mapping, fields=("input_ids",)):
+    def _encode_rows(
+        self,
+        pairs,
+        *,
+        batched,
+        add_special_tokens,
+        truncation,
+        max_length,
+        stride,
+        is_split_into_words,
+        return_overflowing_tokens,
+        return_offsets_mapping,
+        fields=("input_ids",),
+    ):
         """Unpadded ``{field: [row values]}`` for the requested fields, extra keys, and the Encodings (one per row)."""
         backend = self._tokenizer
         inputs = [first if second is None else (first, second) for first, second in pairs]
@@ -248,13 +311,15 @@ class BertTokenizerFast(BertTokenizerBase):
             inputs = [list(x) if not isinstance(x, tuple) else (list(x[0]), list(x[1])) for x in inputs]
         try:
             if truncation != "do_not_truncate" and max_length is not None:
-                backend.enable_truncation(max_length, stride=stride, strategy=_STRATEGY[truncation],
-                                          direction=self.truncation_side)
+                backend.enable_truncation(
+                    max_length, stride=stride, strategy=_STRATEGY[truncation], direction=self.truncation_side
+                )
             else:
                 backend.no_truncation()
             try:
-                encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens,
-                                                 is_pretokenized=is_split_into_words)
+                encodings = backend.encode_batch(
+                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                )
             except BaseException as err:  # Rust raises Exception, or a PanicException (a BaseException)
                 if isinstance(err, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                     raise
@@ -284,8 +349,12 @@ class BertTokenizerFast(BertTokenizerBase):
                 for over in enc.overflowing:
                     flat.append(over)
                     mapping.append(i)
-        getters = {"input_ids": "ids", "token_type_ids": "type_ids", "special_tokens_mask": "special_tokens_mask",
-                   "offset_mapping": "offsets"}
+        getters = {
+            "input_ids": "ids",
+            "token_type_ids": "type_ids",
+            "special_tokens_mask": "special_tokens_mask",
+            "offset_mapping": "offsets",
+        }
         columns = {f: [getattr(e, getters[f]) for e in flat] for f in fields}
         extra: Dict[str, Any] = {}
         if return_overflowing_tokens:
@@ -301,18 +370,33 @@ class BertTokenizerFast(BertTokenizerBase):
         return (str(path),)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: PathLike, *, revision: Optional[str] = None,
-                        cache_dir: Optional[PathLike] = None, token=None, local_files_only: bool = False,
-                        **kwargs) -> "BertTokenizerFast":
+    def from_pretrained(
+        cls,
+        name_or_path: PathLike,
+        *,
+        revision: Optional[str] = None,
+        cache_dir: Optional[PathLike] = None,
+        token=None,
+        local_files_only: bool = False,
+        **kwargs,
+    ) -> "BertTokenizerFast":
         """Load from a directory (tokenizer.json, else vocab.txt; plus tokenizer_config.json and
         special_tokens_map.json) or a hub repo id. Keyword arguments override the saved configuration."""
         from .hub import resolve_model_dir
 
         directory = resolve_model_dir(
             name_or_path,
-            allow_patterns=["vocab.txt", "tokenizer.json", TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE,
-                            ADDED_TOKENS_FILE],
-            revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            allow_patterns=[
+                "vocab.txt",
+                "tokenizer.json",
+                TOKENIZER_CONFIG_FILE,
+                SPECIAL_TOKENS_MAP_FILE,
+                ADDED_TOKENS_FILE,
+            ],
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
         )
         tokenizer_file = directory / VOCAB_FILES["tokenizer_file"]
         vocab_file = directory / VOCAB_FILES["vocab_file"]

@@ -102,8 +102,12 @@ def check_inputs(
         if token_type_ids.low is not None:
             check_token_type_ids(token_type_ids.low, token_type_ids.high, config.type_vocab_size)
     if position_ids is not None:
-        _check_shape("position_ids", position_ids.shape, [shape, (1, seq_len)],
-                     f"(batch, seq_len) = {tuple(shape)} or (1, seq_len)")
+        _check_shape(
+            "position_ids",
+            position_ids.shape,
+            [shape, (1, seq_len)],
+            f"(batch, seq_len) = {tuple(shape)} or (1, seq_len)",
+        )
         _check_integer("position_ids", position_ids)
         if position_ids.low is not None and config.position_embedding_type == "absolute":
             check_position_ids(position_ids.low, position_ids.high, config.max_position_embeddings)
@@ -116,15 +120,26 @@ def check_inputs(
     if encoder_hidden_states is not None:
         check_rank("encoder_hidden_states", encoder_hidden_states.shape, 3, "batch, encoder_seq_len, hidden_size")
         enc_batch, enc_len, enc_hidden = encoder_hidden_states.shape
-        _check_shape("encoder_hidden_states", encoder_hidden_states.shape, [(batch, enc_len, config.hidden_size)],
-                     f"(batch={batch}, encoder_seq_len, hidden_size={config.hidden_size})")
+        _check_shape(
+            "encoder_hidden_states",
+            encoder_hidden_states.shape,
+            [(batch, enc_len, config.hidden_size)],
+            f"(batch={batch}, encoder_seq_len, hidden_size={config.hidden_size})",
+        )
         if encoder_attention_mask is not None:
-            check_attention_mask(encoder_attention_mask.shape, batch, enc_len, seq_len, config.num_attention_heads,
-                                 name="encoder_attention_mask")
+            check_attention_mask(
+                encoder_attention_mask.shape,
+                batch,
+                enc_len,
+                seq_len,
+                config.num_attention_heads,
+                name="encoder_attention_mask",
+            )
 
 
-def _check_shape(name: str, shape: Sequence[Optional[int]], allowed: Sequence[Sequence[Optional[int]]],
-                 expected: str) -> None:
+def _check_shape(
+    name: str, shape: Sequence[Optional[int]], allowed: Sequence[Sequence[Optional[int]]], expected: str
+) -> None:
     if not any(_dims_match(shape, a) for a in allowed):
         raise ValueError(f"{name} has shape {tuple(shape)}; expected {expected}")
 
@@ -145,7 +160,9 @@ def check_rank(name: str, shape: Shape, rank: int, what: str) -> None:
 def check_token_ids(min_id: int, max_id: int, vocab_size: int, name: str = "input_ids") -> None:
     """Ids must lie in [0, vocab_size): name the offending id and the size instead of a kernel-level crash."""
     if max_id >= vocab_size:
-        raise ValueError(f"{name} contains id {max_id}, out of range for vocab_size={vocab_size} (valid: 0..{vocab_size - 1})")
+        raise ValueError(
+            f"{name} contains id {max_id}, out of range for vocab_size={vocab_size} (valid: 0..{vocab_size - 1})"
+        )
     if min_id < 0:
         raise ValueError(f"{name} contains negative id {min_id}; valid ids are 0..{vocab_size - 1}")
 
@@ -180,11 +197,19 @@ def check_sequence_length(seq_len: int, past_length: int, max_position_embedding
 
 def check_same_shape(name: str, shape: Shape, ref_name: str, ref_shape: Shape) -> None:
     if tuple(shape) != tuple(ref_shape):
-        raise ValueError(f"{name} has shape {tuple(shape)} but {ref_name} has shape {tuple(ref_shape)}; they must match")
+        raise ValueError(
+            f"{name} has shape {tuple(shape)} but {ref_name} has shape {tuple(ref_shape)}; they must match"
+        )
 
 
-def check_attention_mask(shape: Shape, batch: Optional[int], key_len: Optional[int], seq_len: Optional[int] = None,
-                         num_heads: Optional[int] = None, name: str = "attention_mask") -> None:
+def check_attention_mask(
+    shape: Shape,
+    batch: Optional[int],
+    key_len: Optional[int],
+    seq_len: Optional[int] = None,
+    num_heads: Optional[int] = None,
+    name: str = "attention_mask",
+) -> None:
     """A mask is (batch, keys), (batch, seq_len, keys) or (batch, 1 | num_heads, seq_len, keys), keys =
     past_length + seq_len (dims unknown while tracing are not compared)."""
     if len(shape) not in (2, 3, 4):
@@ -245,12 +270,15 @@ def check_generate_args(
     check_rank("input_ids", input_ids.shape, 2, "batch, prompt_len")
     _check_integer("input_ids", input_ids)
     if input_ids.shape[1] == 0:
-        raise ValueError("generate needs a prompt of at least one token; got input_ids of shape "
-                         f"{tuple(input_ids.shape)}")
+        raise ValueError(
+            f"generate needs a prompt of at least one token; got input_ids of shape {tuple(input_ids.shape)}"
+        )
     if input_ids.low is not None:
         check_token_ids(input_ids.low, input_ids.high, config.vocab_size)
     if attention_mask is not None:
-        _check_shape("attention_mask", attention_mask.shape, [input_ids.shape], f"input_ids' shape {tuple(input_ids.shape)}")
+        _check_shape(
+            "attention_mask", attention_mask.shape, [input_ids.shape], f"input_ids' shape {tuple(input_ids.shape)}"
+        )
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     check_sequence_length(input_ids.shape[1] + max_new_tokens, 0, config.max_position_embeddings)
@@ -261,8 +289,9 @@ def check_generate_args(
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0):
         raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
     for name, value in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 0 <= value < config.vocab_size):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < config.vocab_size
+        ):
             raise ValueError(f"{name} must be None or an id in 0..{config.vocab_size - 1}, got {value!r}")
     if eos_token_id is not None and pad_token_id is None and config.pad_token_id is None:
         raise ValueError("eos_token_id needs a pad_token_id (argument or config.pad_token_id) for finished rows")
@@ -289,15 +318,24 @@ def check_multiple_choice_inputs(
 ) -> int:
     """Multiple-choice inputs are (batch, num_choices, seq_len) (inputs_embeds: + hidden); returns num_choices."""
     check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
-    for name, info in (("input_ids", input_ids), ("attention_mask", attention_mask),
-                       ("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+    for name, info in (
+        ("input_ids", input_ids),
+        ("attention_mask", attention_mask),
+        ("token_type_ids", token_type_ids),
+        ("position_ids", position_ids),
+    ):
         check_multiple_choice_shape(name, None if info is None else info.shape)
     check_multiple_choice_shape("inputs_embeds", None if inputs_embeds is None else inputs_embeds.shape, rank=4)
     ref_name, ref = ("input_ids", input_ids) if input_ids is not None else ("inputs_embeds", inputs_embeds)
-    for name, info in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids),
-                       ("position_ids", position_ids)):
+    for name, info in (
+        ("attention_mask", attention_mask),
+        ("token_type_ids", token_type_ids),
+        ("position_ids", position_ids),
+    ):
         if info is not None:
-            _check_shape(name, info.shape, [ref.shape[:3]], f"{ref_name}'s (batch, num_choices, seq_len) {tuple(ref.shape[:3])}")
+            _check_shape(
+                name, info.shape, [ref.shape[:3]], f"{ref_name}'s (batch, num_choices, seq_len) {tuple(ref.shape[:3])}"
+            )
     return ref.shape[1]
 
 

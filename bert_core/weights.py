@@ -29,7 +29,6 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from .backends import BACKEND_NAMES
-
 from .config import BertConfig
 
 HEADS = (
@@ -114,7 +113,9 @@ def _attention(out: Dict[str, WeightSpec], path: str, config: BertConfig, relati
     _layernorm(out, f"{path}.output.LayerNorm", h)
 
 
-def backbone_weights(config: BertConfig, prefix: str = "", add_pooling_layer: bool = True) -> "OrderedDict[str, WeightSpec]":
+def backbone_weights(
+    config: BertConfig, prefix: str = "", add_pooling_layer: bool = True
+) -> "OrderedDict[str, WeightSpec]":
     """Every tensor of a BertModel (embeddings, encoder, optional pooler), names prefixed by ``prefix``."""
     h, i = config.hidden_size, config.intermediate_size
     out: "OrderedDict[str, WeightSpec]" = OrderedDict()
@@ -168,9 +169,13 @@ def expected_weights(
     return out
 
 
-def stored_weights(config: BertConfig, head: str = "BertModel", add_pooling_layer: Optional[bool] = None) -> "OrderedDict[str, WeightSpec]":
+def stored_weights(
+    config: BertConfig, head: str = "BertModel", add_pooling_layer: Optional[bool] = None
+) -> "OrderedDict[str, WeightSpec]":
     """The tensors a checkpoint of ``head`` stores: :func:`expected_weights` without tied ones."""
-    return OrderedDict((k, v) for k, v in expected_weights(config, head, add_pooling_layer).items() if v.tied_to is None)
+    return OrderedDict(
+        (k, v) for k, v in expected_weights(config, head, add_pooling_layer).items() if v.tied_to is None
+    )
 
 
 # ----------------------------------------------------------------------------------------------- backend maps
@@ -232,7 +237,10 @@ def check_weights_match(table: Mapping[str, WeightSpec], weights: Mapping[str, n
 
 # ------------------------------------------------------------------------------------ loading: normalise + match
 
-_LEGACY_LEAVES = ((re.compile(r"LayerNorm\.gamma$"), "LayerNorm.weight"), (re.compile(r"LayerNorm\.beta$"), "LayerNorm.bias"))
+_LEGACY_LEAVES = (
+    (re.compile(r"LayerNorm\.gamma$"), "LayerNorm.weight"),
+    (re.compile(r"LayerNorm\.beta$"), "LayerNorm.bias"),
+)
 _BACKBONE_ROOTS = ("embeddings.", "encoder.", "pooler.")
 
 
@@ -266,10 +274,10 @@ def normalize_state_dict(state: Mapping[str, np.ndarray], head: str = "BertModel
             name = pattern.sub(repl, name)
         if head == "BertModel":
             if name.startswith("bert."):
-                name = name[len("bert."):]
+                name = name[len("bert.") :]
         elif name.startswith(_BACKBONE_ROOTS):
             name = "bert." + name
-        if (name[len("bert."):] if name.startswith("bert.") else name) in OPTIONAL_BUFFERS:
+        if (name[len("bert.") :] if name.startswith("bert.") else name) in OPTIONAL_BUFFERS:
             continue
         if name == "cls.predictions.decoder.bias":
             if "cls.predictions.bias" in state:

@@ -45,7 +45,14 @@ from bert_core.outputs import (
     TokenClassifierOutput,
     register_jax_pytree_nodes,
 )
-from bert_core.weights import TIED_DECODER, backend_path, from_backend_array, head_has_pooler, stored_weights, to_backend_array
+from bert_core.weights import (
+    TIED_DECODER,
+    backend_path,
+    from_backend_array,
+    head_has_pooler,
+    stored_weights,
+    to_backend_array,
+)
 
 register_jax_pytree_nodes()
 
@@ -53,6 +60,7 @@ Array = jax.Array
 
 
 # ============================================================================================ activations
+
 
 def _gelu_tanh(x: Array) -> Array:
     return 0.5 * x * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * jnp.power(x, 3.0))))
@@ -78,6 +86,7 @@ ACT2FN = {
 
 
 # ============================================================================================ KV cache
+
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["layers", "index"], meta_fields=[])
 class BertKVCache:
@@ -120,8 +129,9 @@ class _Linear(nnx.Linear):
     """``nnx.Linear`` whose half-width computation accumulates in float32 and returns ``dtype`` (see above)."""
 
     def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
-        super().__init__(in_features, out_features,
-                         preferred_element_type=_accumulation_dtype(kwargs.get("dtype")), **kwargs)
+        super().__init__(
+            in_features, out_features, preferred_element_type=_accumulation_dtype(kwargs.get("dtype")), **kwargs
+        )
 
     def __call__(self, inputs: Array, out_sharding=None) -> Array:
         y = super().__call__(inputs, out_sharding=out_sharding)
@@ -130,11 +140,16 @@ class _Linear(nnx.Linear):
 
 # ============================================================================================ the ladder
 
+
 def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
     # use_fast_variance=False: mean((x - mean)^2) as PyTorch computes it, not E[x^2] - E[x]^2
     return nnx.LayerNorm(
-        config.hidden_size, epsilon=config.layer_norm_eps, use_fast_variance=False, dtype=dtype,
-        param_dtype=param_dtype, rngs=rngs,
+        config.hidden_size,
+        epsilon=config.layer_norm_eps,
+        use_fast_variance=False,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
     )
 
 
@@ -239,8 +254,9 @@ class BertSelfAttention(nnx.Module):
             if self.position_embedding_type == "relative_key":
                 scores = scores + relative_query
             else:
-                scores = scores + relative_query + jnp.einsum("bnrd,lrd->bnlr", key, positional,
-                                                                   preferred_element_type=acc)
+                scores = (
+                    scores + relative_query + jnp.einsum("bnrd,lrd->bnlr", key, positional, preferred_element_type=acc)
+                )
         scores = scores / jnp.asarray(math.sqrt(self.head_dim), scores.dtype)
         if attention_bias is not None:
             scores = scores + attention_bias.astype(scores.dtype)
@@ -249,8 +265,9 @@ class BertSelfAttention(nnx.Module):
         probs = self.dropout(probs, deterministic=deterministic)
         if head_mask is not None:
             probs = probs * head_mask.astype(probs.dtype)
-        context = jnp.einsum("bnqk,bnkd->bnqd", probs, value.astype(probs.dtype),
-                             preferred_element_type=acc).astype(self.dtype)
+        context = jnp.einsum("bnqk,bnkd->bnqd", probs, value.astype(probs.dtype), preferred_element_type=acc).astype(
+            self.dtype
+        )
         b, n, s, d = context.shape
         context = context.transpose(0, 2, 1, 3).reshape(b, s, n * d)
         return context, probs, (key, value)
@@ -279,11 +296,27 @@ class BertAttention(nnx.Module):
         module.self = BertSelfAttention(config, relative=relative, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         module.output = BertSelfOutput(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
-    def __call__(module, hidden_states, attention_bias, head_mask, key_value_states, past, cache_index, query_at_end,
-                 *, deterministic: bool):
+    def __call__(
+        module,
+        hidden_states,
+        attention_bias,
+        head_mask,
+        key_value_states,
+        past,
+        cache_index,
+        query_at_end,
+        *,
+        deterministic: bool,
+    ):
         """Returns (output (b, s, h), probabilities (b, n, s, k), (key, value))."""
         context, probs, present = module.self(
-            hidden_states, attention_bias, head_mask, key_value_states, past, cache_index, query_at_end,
+            hidden_states,
+            attention_bias,
+            head_mask,
+            key_value_states,
+            past,
+            cache_index,
+            query_at_end,
             deterministic=deterministic,
         )
         return module.output(context, hidden_states, deterministic=deterministic), probs, present
@@ -293,7 +326,9 @@ class BertIntermediate(nnx.Module):
     """dense to intermediate_size, then the config's activation: (b, s, h) -> (b, s, intermediate_size)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        self.dense = _Linear(config.hidden_size, config.intermediate_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.dense = _Linear(
+            config.hidden_size, config.intermediate_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+        )
         self.hidden_act = config.hidden_act
 
     def __call__(self, hidden_states: Array) -> Array:
@@ -304,7 +339,9 @@ class BertOutput(nnx.Module):
     """dense back to hidden_size -> dropout -> LayerNorm(x + residual)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        self.dense = _Linear(config.intermediate_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.dense = _Linear(
+            config.intermediate_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+        )
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
 
@@ -332,8 +369,19 @@ class BertLayer(nnx.Module):
     def _feed_forward(self, attention_output: Array, deterministic: bool) -> Array:
         return self.output(self.intermediate(attention_output), attention_output, deterministic=deterministic)
 
-    def __call__(self, hidden_states, attention_bias, head_mask, encoder_hidden_states, encoder_bias, past,
-                 cache_index, query_at_end, *, deterministic: bool):
+    def __call__(
+        self,
+        hidden_states,
+        attention_bias,
+        head_mask,
+        encoder_hidden_states,
+        encoder_bias,
+        past,
+        cache_index,
+        query_at_end,
+        *,
+        deterministic: bool,
+    ):
         """One layer. past: this layer's cache, (k, v) or (k, v, cross_k, cross_v), or None.
 
         Returns (hidden (b, s, h), self probs, cross probs or None, cache tuple for this layer).
@@ -341,13 +389,25 @@ class BertLayer(nnx.Module):
         self_past = None if past is None else tuple(past[:2])
         cross_past = tuple(past[2:4]) if past is not None and len(past) == 4 else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_bias, head_mask, None, self_past, cache_index, query_at_end,
+            hidden_states,
+            attention_bias,
+            head_mask,
+            None,
+            self_past,
+            cache_index,
+            query_at_end,
             deterministic=deterministic,
         )
         cross_probs = None
         if encoder_hidden_states is not None and self.crossattention is not None:
             attention_output, cross_probs, cross_present = self.crossattention(
-                attention_output, encoder_bias, head_mask, encoder_hidden_states, cross_past, None, False,
+                attention_output,
+                encoder_bias,
+                head_mask,
+                encoder_hidden_states,
+                cross_past,
+                None,
+                False,
                 deterministic=deterministic,
             )
             if cache_index is None:  # the fixed cache recomputes cross keys from encoder_hidden_states instead
@@ -360,8 +420,7 @@ class BertLayer(nnx.Module):
                     f"sequence length {seq_len} is not a multiple of chunk_size_feed_forward={chunk} (HF requires it)"
                 )
             pieces = [
-                self._feed_forward(attention_output[:, i : i + chunk], deterministic)
-                for i in range(0, seq_len, chunk)
+                self._feed_forward(attention_output[:, i : i + chunk], deterministic) for i in range(0, seq_len, chunk)
             ]
             layer_output = jnp.concatenate(pieces, axis=1)
         else:
@@ -374,13 +433,28 @@ class BertEncoder(nnx.Module):
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.layer = nnx.List(
-            [BertLayer(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs) for _ in range(config.num_hidden_layers)]
+            [
+                BertLayer(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+                for _ in range(config.num_hidden_layers)
+            ]
         )
         self.gradient_checkpointing = bool(config.gradient_checkpointing)
 
-    def __call__(self, hidden_states, attention_bias, head_masks, encoder_hidden_states, encoder_bias, past,
-                 cache_index, query_at_end, *, output_attentions: bool, output_hidden_states: bool,
-                 deterministic: bool):
+    def __call__(
+        self,
+        hidden_states,
+        attention_bias,
+        head_masks,
+        encoder_hidden_states,
+        encoder_bias,
+        past,
+        cache_index,
+        query_at_end,
+        *,
+        output_attentions: bool,
+        output_hidden_states: bool,
+        deterministic: bool,
+    ):
         """Returns (last hidden (b, s, h), all hidden states or None, self attentions or None, cross attentions or
         None, per-layer caches)."""
         all_hidden = () if output_hidden_states else None
@@ -389,8 +463,17 @@ class BertEncoder(nnx.Module):
         presents = ()
 
         def run(layer, hidden, bias, head_mask, enc_states, enc_bias, layer_past, cache_index):
-            return layer(hidden, bias, head_mask, enc_states, enc_bias, layer_past, cache_index, query_at_end,
-                         deterministic=deterministic)
+            return layer(
+                hidden,
+                bias,
+                head_mask,
+                enc_states,
+                enc_bias,
+                layer_past,
+                cache_index,
+                query_at_end,
+                deterministic=deterministic,
+            )
 
         if self.gradient_checkpointing:
             # recompute each layer's activations in the backward pass instead of storing them
@@ -402,7 +485,13 @@ class BertEncoder(nnx.Module):
             layer_past = None if past is None else past[i]
             head_mask = None if head_masks is None else head_masks[i]
             hidden_states, self_probs, cross_probs, present = run(
-                layer, hidden_states, attention_bias, head_mask, encoder_hidden_states, encoder_bias, layer_past,
+                layer,
+                hidden_states,
+                attention_bias,
+                head_mask,
+                encoder_hidden_states,
+                encoder_bias,
+                layer_past,
                 cache_index,
             )
             presents = presents + (present,)
@@ -446,8 +535,9 @@ class BertLMPredictionHead(nnx.Module):
         if self.tied:
             self.decoder = None
         else:
-            self.decoder = _Linear(config.hidden_size, config.vocab_size, use_bias=False, dtype=dtype,
-                                      param_dtype=param_dtype, rngs=rngs)
+            self.decoder = _Linear(
+                config.hidden_size, config.vocab_size, use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+            )
         self.bias = nnx.Param(jnp.zeros((config.vocab_size,), param_dtype))
         self.dtype = dtype
 
@@ -455,8 +545,11 @@ class BertLMPredictionHead(nnx.Module):
         """word_embeddings: (vocab, h), used as the decoder when tied."""
         hidden_states = self.transform(hidden_states)
         if self.tied:
-            logits = jnp.matmul(hidden_states, jnp.asarray(word_embeddings, self.dtype).T,
-                                preferred_element_type=_accumulation_dtype(self.dtype))
+            logits = jnp.matmul(
+                hidden_states,
+                jnp.asarray(word_embeddings, self.dtype).T,
+                preferred_element_type=_accumulation_dtype(self.dtype),
+            )
         else:
             logits = self.decoder(hidden_states)
         return (logits + jnp.asarray(self.bias[...], self.dtype)).astype(self.dtype)
@@ -480,8 +573,10 @@ class BertPreTrainingHeads(nnx.Module):
 
 # ============================================================================================ masks, losses
 
-def _extended_attention_bias(config: BertConfig, attention_mask: Array, batch: int, seq_len: int, past_len,
-                             fixed_cache: bool, dtype) -> Array:
+
+def _extended_attention_bias(
+    config: BertConfig, attention_mask: Array, batch: int, seq_len: int, past_len, fixed_cache: bool, dtype
+) -> Array:
     """HF's extended mask: (1 - mask) * finfo(dtype).min, causal (offset by the cache) for 2-D masks of decoders.
 
     attention_mask: (b, k) padding mask, (b, s, k) or (b, 1|n, s, k). past_len: tokens already cached (may be traced
@@ -541,6 +636,7 @@ def _bce_with_logits(logits: Array, labels: Array) -> Array:
 
 # ============================================================================================ input checks
 
+
 def _shape(x) -> Tuple[int, ...]:
     return tuple(np.shape(x))
 
@@ -563,8 +659,17 @@ def _past_length(past) -> Any:
     return past[0][0].shape[2]
 
 
-def validate_inputs(config: BertConfig, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                    head_mask=None, inputs_embeds=None, encoder_hidden_states=None, past_key_values=None) -> None:
+def validate_inputs(
+    config: BertConfig,
+    input_ids=None,
+    attention_mask=None,
+    token_type_ids=None,
+    position_ids=None,
+    head_mask=None,
+    inputs_embeds=None,
+    encoder_hidden_states=None,
+    past_key_values=None,
+) -> None:
     """Every bert_core input check, run eagerly before any computation (value checks only on concrete arrays)."""
     validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
     if input_ids is not None:
@@ -605,6 +710,7 @@ def validate_inputs(config: BertConfig, input_ids=None, attention_mask=None, tok
 
 # ============================================================================================ public models
 
+
 class BertPreTrainedModel(nnx.Module):
     """Shared construction, weight I/O and checkpoints of every public class.
 
@@ -615,8 +721,9 @@ class BertPreTrainedModel(nnx.Module):
 
     head_name = "BertModel"
 
-    def _init_from(self, config: BertConfig, add_pooling_layer: Optional[bool], dtype, param_dtype, seed: int,
-                   initialize: bool) -> None:
+    def _init_from(
+        self, config: BertConfig, add_pooling_layer: Optional[bool], dtype, param_dtype, seed: int, initialize: bool
+    ) -> None:
         if not isinstance(config, BertConfig):
             raise TypeError(f"config must be a bert_core BertConfig, got {type(config).__name__}")
         self.config = config
@@ -624,7 +731,9 @@ class BertPreTrainedModel(nnx.Module):
         self.dtype = dtype
         self.param_dtype = param_dtype
         if initialize:
-            self.load_canonical_weights(init_weights(config, self.head_name, seed, add_pooling_layer=self.add_pooling_layer))
+            self.load_canonical_weights(
+                init_weights(config, self.head_name, seed, add_pooling_layer=self.add_pooling_layer)
+            )
 
     # ---------------------------------------------------------------- weights
     def _weight_table(self):
@@ -645,7 +754,11 @@ class BertPreTrainedModel(nnx.Module):
         table = self._weight_table()
         missing = [n for n in table if n not in weights]
         unknown = [n for n in weights if n not in table and n != TIED_DECODER]
-        bad = [(n, _shape(weights[n]), table[n].shape) for n in table if n in weights and _shape(weights[n]) != table[n].shape]
+        bad = [
+            (n, _shape(weights[n]), table[n].shape)
+            for n in table
+            if n in weights and _shape(weights[n]) != table[n].shape
+        ]
         if missing or unknown or bad:
             raise ValueError(
                 f"cannot load weights into {self.head_name}: missing {missing}, unexpected {unknown}, "
@@ -667,11 +780,23 @@ class BertPreTrainedModel(nnx.Module):
 
     # ---------------------------------------------------------------- checkpoints
     @classmethod
-    def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, config: Optional[BertConfig] = None,
-                        revision: Optional[str] = None, cache_dir=None, token=None, local_files_only: bool = False,
-                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False, seed: int = 0,
-                        dtype=jnp.float32, param_dtype=jnp.float32, rngs: Optional[nnx.Rngs] = None,
-                        **config_overrides: Any):
+    def from_pretrained(
+        cls,
+        name_or_path: Union[str, os.PathLike],
+        *,
+        config: Optional[BertConfig] = None,
+        revision: Optional[str] = None,
+        cache_dir=None,
+        token=None,
+        local_files_only: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        seed: int = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+        **config_overrides: Any,
+    ):
         """Load a checkpoint (directory or hub id; safetensors, pytorch_model.bin, tf_model.h5 or flax_model.msgpack).
 
         Weights the checkpoint lacks (e.g. a new classifier) are initialised with ``seed`` as bert_core does.
@@ -681,9 +806,16 @@ class BertPreTrainedModel(nnx.Module):
         if cls is BertModel and "add_pooling_layer" in config_overrides:
             extra["add_pooling_layer"] = config_overrides.pop("add_pooling_layer")
         config, weights, info = core_checkpoint.load_head_weights(
-            name_or_path, cls.head_name, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes,
-            revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
-            add_pooling_layer=extra.get("add_pooling_layer"), **config_overrides,
+            name_or_path,
+            cls.head_name,
+            config=config,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            add_pooling_layer=extra.get("add_pooling_layer"),
+            **config_overrides,
         )
         model = cls(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs, seed=seed, _initialize=False, **extra)
         model.load_canonical_weights(
@@ -694,7 +826,10 @@ class BertPreTrainedModel(nnx.Module):
     def save_pretrained(self, save_directory: Union[str, os.PathLike], max_shard_size: Union[int, str] = "5GB"):
         """Write config.json + model.safetensors (canonical names, PyTorch layout), loadable by HF's BertFor*."""
         return core_checkpoint.save_pretrained(
-            save_directory, self.config, self.canonical_weights(), architecture=self.head_name,
+            save_directory,
+            self.config,
+            self.canonical_weights(),
+            architecture=self.head_name,
             max_shard_size=max_shard_size,
         )
 
@@ -716,8 +851,17 @@ class BertModel(BertPreTrainedModel):
 
     head_name = "BertModel"
 
-    def __init__(self, config: BertConfig, *, add_pooling_layer: bool = True, dtype=jnp.float32,
-                 param_dtype=jnp.float32, rngs: Optional[nnx.Rngs] = None, seed: int = 0, _initialize: bool = True):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        add_pooling_layer: bool = True,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+        seed: int = 0,
+        _initialize: bool = True,
+    ):
         rngs = nnx.Rngs(seed) if rngs is None else rngs
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.embeddings = BertEmbeddings(config, **kw)
@@ -735,11 +879,23 @@ class BertModel(BertPreTrainedModel):
         layers = tuple((jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype)) for _ in range(c.num_hidden_layers))
         return BertKVCache(layers, jnp.zeros((), jnp.int32))
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
-                 use_cache: Optional[bool] = None, output_attentions: Optional[bool] = None,
-                 output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
-                 deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: bool = True,
+    ):
         """Run BERT.
 
         Args:
@@ -755,10 +911,20 @@ class BertModel(BertPreTrainedModel):
         Returns:
             BaseModelOutputWithPoolingAndCrossAttentions (a tuple of its non-None fields if ``return_dict=False``).
         """
-        validate_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                        inputs_embeds, encoder_hidden_states, past_key_values)
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
+        validate_inputs(
+            self.config,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            encoder_hidden_states,
+            past_key_values,
+        )
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         c = self.config
         use_cache = (c.use_cache if use_cache is None else bool(use_cache)) if c.is_decoder else False
         use_cache = use_cache or past_key_values is not None
@@ -774,8 +940,13 @@ class BertModel(BertPreTrainedModel):
             position_ids = jnp.broadcast_to(jnp.arange(seq_len, dtype=jnp.int32) + past_len, (batch, seq_len))
         if token_type_ids is None:
             token_type_ids = jnp.zeros((batch, seq_len), jnp.int32)
-        hidden = self.embeddings(input_ids, jnp.asarray(token_type_ids), jnp.asarray(position_ids), inputs_embeds,
-                                 deterministic=deterministic)
+        hidden = self.embeddings(
+            input_ids,
+            jnp.asarray(token_type_ids),
+            jnp.asarray(position_ids),
+            inputs_embeds,
+            deterministic=deterministic,
+        )
         if attention_mask is None:
             key_len = past_key_values.max_length if fixed else seq_len + past_len
             attention_mask = jnp.ones((batch, key_len), self.dtype)
@@ -788,9 +959,16 @@ class BertModel(BertPreTrainedModel):
             encoder_bias = _invert_encoder_mask(encoder_attention_mask, self.dtype)
         layers_past = past_key_values.layers if fixed else past_key_values
         sequence_output, all_hidden, all_self, all_cross, presents = self.encoder(
-            hidden, bias, _head_masks(head_mask, c.num_hidden_layers, c.num_attention_heads, self.dtype),
-            encoder_hidden_states, encoder_bias, layers_past, past_key_values.index if fixed else None, use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            hidden,
+            bias,
+            _head_masks(head_mask, c.num_hidden_layers, c.num_attention_heads, self.dtype),
+            encoder_hidden_states,
+            encoder_bias,
+            layers_past,
+            past_key_values.index if fixed else None,
+            use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             deterministic=deterministic,
         )
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
@@ -798,8 +976,11 @@ class BertModel(BertPreTrainedModel):
         if use_cache:
             cache = BertKVCache(presents, past_key_values.index + seq_len) if fixed else presents
         out = BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=all_hidden,
-            past_key_values=cache, attentions=all_self,
+            last_hidden_state=sequence_output,
+            pooler_output=pooled,
+            hidden_states=all_hidden,
+            past_key_values=cache,
+            attentions=all_self,
             cross_attentions=all_cross if (output_attentions and all_cross) else None,
         )
         return _finish(out, return_dict)
@@ -808,22 +989,58 @@ class BertModel(BertPreTrainedModel):
 class _HeadBase(BertPreTrainedModel):
     """A head on ``bert`` (a BertModel with the pooler HF gives this head)."""
 
-    def __init__(self, config: BertConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
-                 rngs: Optional[nnx.Rngs] = None, seed: int = 0, _initialize: bool = True):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+        seed: int = 0,
+        _initialize: bool = True,
+    ):
         rngs = nnx.Rngs(seed) if rngs is None else rngs
-        self.bert = BertModel(config, add_pooling_layer=head_has_pooler(self.head_name), dtype=dtype,
-                              param_dtype=param_dtype, rngs=rngs, seed=seed, _initialize=False)
+        self.bert = BertModel(
+            config,
+            add_pooling_layer=head_has_pooler(self.head_name),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+            seed=seed,
+            _initialize=False,
+        )
         self._build_head(config, dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs))
         self._init_from(config, None, dtype, param_dtype, seed, _initialize)
 
     def _build_head(self, config: BertConfig, kw: dict) -> None:
         raise NotImplementedError
 
-    def _bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-              output_attentions, output_hidden_states, deterministic, **extra):
-        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                         return_dict=True, deterministic=deterministic, **extra)
+    def _bert(
+        self,
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        position_ids,
+        head_mask,
+        inputs_embeds,
+        output_attentions,
+        output_hidden_states,
+        deterministic,
+        **extra,
+    ):
+        return self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            deterministic=deterministic,
+            **extra,
+        )
 
     def _word_embeddings(self) -> Array:
         return self.bert.embeddings.word_embeddings.embedding[...]
@@ -837,22 +1054,53 @@ class BertForPreTraining(_HeadBase):
     def _build_head(self, config, kw):
         self.cls = BertPreTrainingHeads(config, **kw)
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
-                 output_hidden_states=None, return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        next_sentence_label=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns BertForPreTrainingOutput: prediction_logits (b, s, vocab), seq_relationship_logits (b, 2)."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         prediction = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
         relationship = self.cls.seq_relationship(out.pooler_output)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = cross_entropy(prediction, labels) + cross_entropy(relationship, jnp.reshape(next_sentence_label, (-1,)))
-        return _finish(BertForPreTrainingOutput(loss=loss, prediction_logits=prediction,
-                                                seq_relationship_logits=relationship, hidden_states=out.hidden_states,
-                                                attentions=out.attentions), return_dict)
+            loss = cross_entropy(prediction, labels) + cross_entropy(
+                relationship, jnp.reshape(next_sentence_label, (-1,))
+            )
+        return _finish(
+            BertForPreTrainingOutput(
+                loss=loss,
+                prediction_logits=prediction,
+                seq_relationship_logits=relationship,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+            ),
+            return_dict,
+        )
 
 
 class BertLMHeadModel(_HeadBase):
@@ -867,30 +1115,69 @@ class BertLMHeadModel(_HeadBase):
         """Empty fixed-size cache (see :meth:`BertModel.init_cache`)."""
         return self.bert.init_cache(batch_size, max_length)
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                 past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                 return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns CausalLMOutputWithCrossAttentions: logits (b, s, vocab); loss compares logits[:, :-1] with
         labels[:, 1:] (-100 ignored); past_key_values as given (legacy tuple or BertKVCache) when caching."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         if labels is not None:
             use_cache = False  # as HF: a training call builds no cache
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic,
-                         encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
-                         past_key_values=past_key_values, use_cache=use_cache)
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
         logits = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
         loss = None
         if labels is not None:
             loss = cross_entropy(logits[:, :-1], jnp.asarray(labels)[:, 1:])
-        return _finish(CausalLMOutputWithCrossAttentions(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
+        return _finish(
+            CausalLMOutputWithCrossAttentions(
+                loss=loss,
+                logits=logits,
+                past_key_values=out.past_key_values,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+                cross_attentions=out.cross_attentions,
+            ),
+            return_dict,
+        )
 
-    def generate(self, input_ids, max_new_tokens: int = 20, eos_token_id: Optional[int] = None,
-                 pad_token_id: Optional[int] = None) -> Array:
+    def generate(
+        self,
+        input_ids,
+        max_new_tokens: int = 20,
+        eos_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+    ) -> Array:
         """Greedy decoding under ``jit`` with a fixed-size cache.
 
         input_ids: int (b, s) prompt (no padding). Returns int32 (b, s + max_new_tokens); after a sequence emits
@@ -903,8 +1190,14 @@ class BertLMHeadModel(_HeadBase):
         validation.check_sequence_length(seq_len + max_new_tokens, 0, self.config.max_position_embeddings)
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
         graphdef, state = nnx.split(self)
-        return _greedy_generate(graphdef, state, jnp.asarray(input_ids, jnp.int32), int(max_new_tokens),
-                                -1 if eos_token_id is None else int(eos_token_id), int(pad or 0))
+        return _greedy_generate(
+            graphdef,
+            state,
+            jnp.asarray(input_ids, jnp.int32),
+            int(max_new_tokens),
+            -1 if eos_token_id is None else int(eos_token_id),
+            int(pad or 0),
+        )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
@@ -937,20 +1230,46 @@ class BertForMaskedLM(_HeadBase):
     def _build_head(self, config, kw):
         self.cls = BertOnlyMLMHead(config, **kw)
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                 output_attentions=None, output_hidden_states=None, return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns MaskedLMOutput."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic,
-                         encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
-                         use_cache=False)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            use_cache=False,
+        )
         logits = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
         loss = cross_entropy(logits, labels) if labels is not None else None
-        return _finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                      attentions=out.attentions), return_dict)
+        return _finish(
+            MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
+            return_dict,
+        )
 
 
 class BertForNextSentencePrediction(_HeadBase):
@@ -961,20 +1280,46 @@ class BertForNextSentencePrediction(_HeadBase):
     def _build_head(self, config, kw):
         self.cls = BertOnlyNSPHead(config, **kw)
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                 return_dict=None, deterministic: bool = True, next_sentence_label=None):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+        next_sentence_label=None,
+    ):
         """Returns NextSentencePredictorOutput."""
         if labels is None:
             labels = next_sentence_label  # HF's deprecated spelling
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         logits = self.cls.seq_relationship(out.pooler_output)
         loss = cross_entropy(logits, jnp.reshape(labels, (-1,))) if labels is not None else None
-        return _finish(NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                   attentions=out.attentions), return_dict)
+        return _finish(
+            NextSentencePredictorOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+        )
 
 
 class BertForSequenceClassification(_HeadBase):
@@ -988,17 +1333,39 @@ class BertForSequenceClassification(_HeadBase):
 
     def _build_head(self, config, kw):
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(config.hidden_size, config.num_labels, dtype=kw["dtype"],
-                                     param_dtype=kw["param_dtype"], rngs=kw["rngs"])
+        self.classifier = _Linear(
+            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
+        )
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                 return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns SequenceClassifierOutput."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic))
         loss = None
         if labels is not None:
@@ -1014,8 +1381,12 @@ class BertForSequenceClassification(_HeadBase):
                 loss = cross_entropy(logits.reshape(-1, self.config.num_labels), labels.reshape(-1))
             else:
                 loss = _bce_with_logits(logits, labels)
-        return _finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                attentions=out.attentions), return_dict)
+        return _finish(
+            SequenceClassifierOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+        )
 
 
 class BertForMultipleChoice(_HeadBase):
@@ -1025,31 +1396,67 @@ class BertForMultipleChoice(_HeadBase):
 
     def _build_head(self, config, kw):
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(config.hidden_size, 1, dtype=kw["dtype"], param_dtype=kw["param_dtype"],
-                                     rngs=kw["rngs"])
+        self.classifier = _Linear(
+            config.hidden_size, 1, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
+        )
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                 return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns MultipleChoiceModelOutput."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        for name, value in (("input_ids", input_ids), ("attention_mask", attention_mask),
-                            ("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        for name, value in (
+            ("input_ids", input_ids),
+            ("attention_mask", attention_mask),
+            ("token_type_ids", token_type_ids),
+            ("position_ids", position_ids),
+        ):
             validation.check_multiple_choice_shape(name, None if value is None else _shape(value))
-        validation.check_multiple_choice_shape("inputs_embeds", None if inputs_embeds is None else _shape(inputs_embeds), 4)
+        validation.check_multiple_choice_shape(
+            "inputs_embeds", None if inputs_embeds is None else _shape(inputs_embeds), 4
+        )
         num_choices = _shape(input_ids)[1] if input_ids is not None else _shape(inputs_embeds)[1]
 
         def flat(x):
             return None if x is None else jnp.reshape(jnp.asarray(x), (-1, x.shape[-1]))
 
-        embeds = None if inputs_embeds is None else jnp.reshape(jnp.asarray(inputs_embeds), (-1,) + _shape(inputs_embeds)[-2:])
-        out = self._bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), head_mask,
-                         embeds, output_attentions, output_hidden_states, deterministic)
+        embeds = (
+            None
+            if inputs_embeds is None
+            else jnp.reshape(jnp.asarray(inputs_embeds), (-1,) + _shape(inputs_embeds)[-2:])
+        )
+        out = self._bert(
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            head_mask,
+            embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic)).reshape(-1, num_choices)
         loss = cross_entropy(logits, jnp.reshape(labels, (-1,))) if labels is not None else None
-        return _finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                 attentions=out.attentions), return_dict)
+        return _finish(
+            MultipleChoiceModelOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+        )
 
 
 class BertForTokenClassification(_HeadBase):
@@ -1059,23 +1466,47 @@ class BertForTokenClassification(_HeadBase):
 
     def _build_head(self, config, kw):
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(config.hidden_size, config.num_labels, dtype=kw["dtype"],
-                                     param_dtype=kw["param_dtype"], rngs=kw["rngs"])
+        self.classifier = _Linear(
+            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
+        )
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                 return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns TokenClassifierOutput."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         logits = self.classifier(self.dropout(out.last_hidden_state, deterministic=deterministic))
         loss = None
         if labels is not None:
             loss = cross_entropy(logits.reshape(-1, self.config.num_labels), jnp.reshape(labels, (-1,)))
-        return _finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                             attentions=out.attentions), return_dict)
+        return _finish(
+            TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
+            return_dict,
+        )
 
 
 class BertForQuestionAnswering(_HeadBase):
@@ -1085,17 +1516,40 @@ class BertForQuestionAnswering(_HeadBase):
 
     def _build_head(self, config, kw):
         validation.check_qa_num_labels(config)
-        self.qa_outputs = _Linear(config.hidden_size, config.num_labels, dtype=kw["dtype"],
-                                     param_dtype=kw["param_dtype"], rngs=kw["rngs"])
+        self.qa_outputs = _Linear(
+            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
+        )
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                 output_hidden_states=None, return_dict=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        deterministic: bool = True,
+    ):
         """Returns QuestionAnsweringModelOutput; loss = (start CE + end CE) / 2 when both positions are given."""
-        output_attentions, output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states,
-                                                                           return_dict)
-        out = self._bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions, output_hidden_states, deterministic)
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        out = self._bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            deterministic,
+        )
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
@@ -1107,20 +1561,38 @@ class BertForQuestionAnswering(_HeadBase):
                 p = p.squeeze(-1) if p.ndim > 1 else p
                 return jnp.clip(p, 0, ignored)
 
-            loss = (cross_entropy(start_logits, positions(start_positions), ignore_index=ignored)
-                    + cross_entropy(end_logits, positions(end_positions), ignore_index=ignored)) / 2
-        return _finish(QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                                    hidden_states=out.hidden_states, attentions=out.attentions),
-                       return_dict)
+            loss = (
+                cross_entropy(start_logits, positions(start_positions), ignore_index=ignored)
+                + cross_entropy(end_logits, positions(end_positions), ignore_index=ignored)
+            ) / 2
+        return _finish(
+            QuestionAnsweringModelOutput(
+                loss=loss,
+                start_logits=start_logits,
+                end_logits=end_logits,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+            ),
+            return_dict,
+        )
 
 
 ALL_CLASSES = (
-    BertModel, BertForPreTraining, BertLMHeadModel, BertForMaskedLM, BertForNextSentencePrediction,
-    BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForQuestionAnswering,
+    BertModel,
+    BertForPreTraining,
+    BertLMHeadModel,
+    BertForMaskedLM,
+    BertForNextSentencePrediction,
+    BertForSequenceClassification,
+    BertForMultipleChoice,
+    BertForTokenClassification,
+    BertForQuestionAnswering,
 )
 
 
-def canonical_grads(model: BertPreTrainedModel, inputs: Mapping[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
+def canonical_grads(
+    model: BertPreTrainedModel, inputs: Mapping[str, Any]
+) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
     """Loss and its gradient per canonical weight name (float32 numpy, PyTorch layout), dropout off.
 
     ``inputs`` holds the forward keyword arguments, labels included. The tied decoder's gradient is part of

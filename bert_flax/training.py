@@ -13,8 +13,12 @@ from .modeling import BertPreTrainedModel, canonical_grads
 __all__ = ["make_optimizer", "train_step", "canonical_grads"]
 
 
-def make_optimizer(model: BertPreTrainedModel, learning_rate: float = 1e-3, weight_decay: float = 0.01,
-                   tx: optax.GradientTransformation | None = None) -> nnx.Optimizer:
+def make_optimizer(
+    model: BertPreTrainedModel,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.01,
+    tx: optax.GradientTransformation | None = None,
+) -> nnx.Optimizer:
     """An ``nnx.Optimizer`` over the model's ``nnx.Param`` variables (AdamW unless ``tx`` is given)."""
     tx = optax.adamw(learning_rate, weight_decay=weight_decay) if tx is None else tx
     return nnx.Optimizer(model, tx, wrt=nnx.Param)

@@ -10,6 +10,7 @@ require_backend("tf")  # a clear ImportError naming the extra, before the framew
 
 
 from .modeling import (
+    HEAD_CLASSES,
     BertForMaskedLM,
     BertForMultipleChoice,
     BertForNextSentencePrediction,
@@ -20,7 +21,6 @@ from .modeling import (
     BertLMHeadModel,
     BertModel,
     BertPreTrainedModel,
-    HEAD_CLASSES,
     canonical_grads,
 )
 
@@ -35,11 +35,26 @@ TFBertForTokenClassification = BertForTokenClassification
 TFBertForQuestionAnswering = BertForQuestionAnswering
 
 __all__ = [
-    "BertModel", "BertForPreTraining", "BertLMHeadModel", "BertForMaskedLM", "BertForNextSentencePrediction",
-    "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification", "BertForQuestionAnswering",
-    "BertPreTrainedModel", "HEAD_CLASSES", "canonical_grads",
-    "TFBertModel", "TFBertForPreTraining", "TFBertLMHeadModel", "TFBertForMaskedLM", "TFBertForNextSentencePrediction",
-    "TFBertForSequenceClassification", "TFBertForMultipleChoice", "TFBertForTokenClassification",
+    "BertModel",
+    "BertForPreTraining",
+    "BertLMHeadModel",
+    "BertForMaskedLM",
+    "BertForNextSentencePrediction",
+    "BertForSequenceClassification",
+    "BertForMultipleChoice",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
+    "BertPreTrainedModel",
+    "HEAD_CLASSES",
+    "canonical_grads",
+    "TFBertModel",
+    "TFBertForPreTraining",
+    "TFBertLMHeadModel",
+    "TFBertForMaskedLM",
+    "TFBertForNextSentencePrediction",
+    "TFBertForSequenceClassification",
+    "TFBertForMultipleChoice",
+    "TFBertForTokenClassification",
     "TFBertForQuestionAnswering",
 ]
 

@@ -44,7 +44,9 @@ try:
         import keras
 
         if keras.backend.backend() != "tensorflow":
-            raise ImportError(f"keras was already imported with the {keras.backend.backend()!r} backend. {_BACKEND_HELP}")
+            raise ImportError(
+                f"keras was already imported with the {keras.backend.backend()!r} backend. {_BACKEND_HELP}"
+            )
     else:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         if os.environ["KERAS_BACKEND"] != "tensorflow":
@@ -113,6 +115,7 @@ ACT2FN = {
 
 # ------------------------------------------------------------------------------------------------ losses (PyTorch semantics)
 
+
 def cross_entropy(logits: tf.Tensor, labels: tf.Tensor, ignore_index: Any = -100) -> tf.Tensor:
     """Mean cross-entropy over the labels that are not ``ignore_index`` (NaN when all are ignored, as PyTorch).
 
@@ -135,6 +138,7 @@ def _bce_with_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
+
 
 def _dense(units: int, name: str, use_bias: bool = True) -> keras.layers.Dense:
     # zeros: every variable is overwritten from bert_core's seeded init right after building
@@ -202,6 +206,7 @@ def _extended_mask(mask: tf.Tensor) -> tf.Tensor:
 
 # ================================================================================================ the layer ladder
 
+
 @keras.saving.register_keras_serializable(package=_SERIALIZABLE)
 class BertEmbeddings(keras.layers.Layer):
     """Word + token-type (+ absolute position) embeddings, LayerNorm, dropout. Output float32 (batch, seq, hidden)."""
@@ -210,7 +215,9 @@ class BertEmbeddings(keras.layers.Layer):
         super().__init__(**kwargs)
         self.config = config
         h = config.hidden_size
-        self.word_embeddings = keras.layers.Embedding(config.vocab_size, h, embeddings_initializer="zeros", name="word_embeddings")
+        self.word_embeddings = keras.layers.Embedding(
+            config.vocab_size, h, embeddings_initializer="zeros", name="word_embeddings"
+        )
         self.position_embeddings = keras.layers.Embedding(
             config.max_position_embeddings, h, embeddings_initializer="zeros", name="position_embeddings"
         )
@@ -226,7 +233,9 @@ class BertEmbeddings(keras.layers.Layer):
         self.LayerNorm.build((None, None, self.config.hidden_size))
         self.built = True
 
-    def call(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_length=0, training=False):
+    def call(
+        self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_length=0, training=False
+    ):
         """input_ids / token_type_ids / position_ids: int (batch, seq); inputs_embeds: float (batch, seq, hidden)."""
         if inputs_embeds is None:
             inputs_embeds = tf.gather(self.word_embeddings.embeddings, input_ids)
@@ -257,7 +266,10 @@ class BertSelfAttention(keras.layers.Layer):
         self.value = _dense(config.hidden_size, "value")
         if self.position_embedding_type in _RELATIVE:
             self.distance_embedding = keras.layers.Embedding(
-                2 * config.max_position_embeddings - 1, self.head_dim, embeddings_initializer="zeros", name="distance_embedding"
+                2 * config.max_position_embeddings - 1,
+                self.head_dim,
+                embeddings_initializer="zeros",
+                name="distance_embedding",
             )
         self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob, name="dropout")
 
@@ -273,8 +285,16 @@ class BertSelfAttention(keras.layers.Layer):
         batch, seq = _shape_list(x)[:2]
         return tf.transpose(tf.reshape(x, (batch, seq, self.num_heads, self.head_dim)), (0, 2, 1, 3))
 
-    def call(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None, past_key_value=None,
-             cache_active=False, training=False):
+    def call(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        past_key_value=None,
+        cache_active=False,
+        training=False,
+    ):
         """Returns (context (batch, seq, hidden), probs (batch, heads, seq, key_len), (key, value) for the cache)."""
         query = self._split_heads(_dense_nd(self.query, hidden_states))
         if encoder_hidden_states is not None:
@@ -299,7 +319,9 @@ class BertSelfAttention(keras.layers.Layer):
             else:
                 left = tf.range(q_len)[:, None]
             distance = left - tf.range(k_len)[None, :]
-            positional = tf.gather(self.distance_embedding.embeddings, distance + self.config.max_position_embeddings - 1)
+            positional = tf.gather(
+                self.distance_embedding.embeddings, distance + self.config.max_position_embeddings - 1
+            )
             positional = tf.cast(positional, query.dtype)
             scores = scores + tf.einsum("bhld,lrd->bhlr", query, positional)
             if self.position_embedding_type == "relative_key_query":
@@ -359,11 +381,23 @@ class BertAttention(keras.layers.Layer):
         self._output_layer.build()
         self.built = True
 
-    def call(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None, past_key_value=None,
-             cache_active=False, training=False):
+    def call(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        past_key_value=None,
+        cache_active=False,
+        training=False,
+    ):
         context, probs, present = self.self(
-            hidden_states, attention_mask=attention_mask, head_mask=head_mask,
-            encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value, cache_active=cache_active,
+            hidden_states,
+            attention_mask=attention_mask,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            past_key_value=past_key_value,
+            cache_active=cache_active,
             training=training,
         )
         return self._output_layer(context, hidden_states, training=training), probs, present
@@ -420,7 +454,9 @@ class BertLayer(keras.layers.Layer):
         self.attention = BertAttention(config, name="attention")
         if config.add_cross_attention:
             if not config.is_decoder:
-                raise ValueError("config.add_cross_attention=True needs config.is_decoder=True (cross-attention is for decoders)")
+                raise ValueError(
+                    "config.add_cross_attention=True needs config.is_decoder=True (cross-attention is for decoders)"
+                )
             # HF builds cross-attention with absolute positions whatever the config says
             self.crossattention = BertAttention(config, position_embedding_type="absolute", name="crossattention")
         self.intermediate = BertIntermediate(config, name="intermediate")
@@ -441,13 +477,26 @@ class BertLayer(keras.layers.Layer):
     def _feed_forward(self, hidden_states, training):
         return self._output_layer(self.intermediate(hidden_states), hidden_states, training=training)
 
-    def call(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
-             encoder_attention_mask=None, past_key_value=None, cache_active=False, training=False):
+    def call(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_value=None,
+        cache_active=False,
+        training=False,
+    ):
         """Returns (hidden (batch, seq, hidden), self probs, cross probs or None, present key/values tuple)."""
         self_past = None if past_key_value is None else tuple(past_key_value[:2])
         hidden, self_probs, present = self.attention(
-            hidden_states, attention_mask=attention_mask, head_mask=head_mask, past_key_value=self_past,
-            cache_active=cache_active, training=training,
+            hidden_states,
+            attention_mask=attention_mask,
+            head_mask=head_mask,
+            past_key_value=self_past,
+            cache_active=cache_active,
+            training=training,
         )
         cross_probs = None
         if self.config.is_decoder and encoder_hidden_states is not None:
@@ -455,8 +504,12 @@ class BertLayer(keras.layers.Layer):
                 raise ValueError("encoder_hidden_states were given but config.add_cross_attention is False")
             cross_past = None if past_key_value is None or len(past_key_value) < 4 else tuple(past_key_value[2:4])
             hidden, cross_probs, cross_present = self.crossattention(
-                hidden, attention_mask=encoder_attention_mask, head_mask=head_mask,
-                encoder_hidden_states=encoder_hidden_states, past_key_value=cross_past, training=training,
+                hidden,
+                attention_mask=encoder_attention_mask,
+                head_mask=head_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                past_key_value=cross_past,
+                training=training,
             )
             present = present + cross_present
         chunk = self.config.chunk_size_feed_forward
@@ -484,9 +537,20 @@ class BertEncoder(keras.layers.Layer):
             layer.build()
         self.built = True
 
-    def call(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
-             encoder_attention_mask=None, past_key_values=None, use_cache=False, cache_active=False,
-             output_attentions=False, output_hidden_states=False, training=False):
+    def call(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache=False,
+        cache_active=False,
+        output_attentions=False,
+        output_hidden_states=False,
+        training=False,
+    ):
         all_hidden = (hidden_states,) if output_hidden_states else None
         all_attn = () if output_attentions else None
         all_cross = () if output_attentions and self.config.add_cross_attention else None
@@ -549,13 +613,28 @@ class BertMainLayer(keras.layers.Layer):
             self.pooler.build()
         self.built = True
 
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
-             use_cache=None, output_attentions=None, output_hidden_states=None, training=False):
+    def call(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        training=False,
+    ):
         """Returns BaseModelOutputWithPoolingAndCrossAttentions (all fields tensors or tuples of tensors)."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else bool(output_attentions)
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else bool(output_hidden_states)
+        output_hidden_states = (
+            config.output_hidden_states if output_hidden_states is None else bool(output_hidden_states)
+        )
         use_cache = bool(config.use_cache if use_cache is None else use_cache) and config.is_decoder
         input_ids = _to_tensor(input_ids, tf.int32)
         inputs_embeds = _to_tensor(inputs_embeds, tf.float32)
@@ -567,8 +646,17 @@ class BertMainLayer(keras.layers.Layer):
         encoder_attention_mask = _to_tensor(encoder_attention_mask, tf.float32)
         if past_key_values is not None:
             past_key_values = tuple(tuple(_to_tensor(t, tf.float32) for t in layer) for layer in past_key_values)
-        check_inputs(config, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids, head_mask,
-                     encoder_hidden_states, past_key_values)
+        check_inputs(
+            config,
+            input_ids,
+            inputs_embeds,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            encoder_hidden_states,
+            past_key_values,
+        )
 
         shape_src = input_ids if input_ids is not None else inputs_embeds
         batch, seq = _shape_list(shape_src)[:2]
@@ -577,8 +665,12 @@ class BertMainLayer(keras.layers.Layer):
         cache_active = config.is_decoder and (use_cache or past_key_values is not None)
 
         embedding_output = self.embeddings(
-            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds, past_length=past_length, training=training,
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            past_length=past_length,
+            training=training,
         )
 
         if attention_mask is None:
@@ -611,10 +703,17 @@ class BertMainLayer(keras.layers.Layer):
             head_mask = head_mask[:, None, :, None, None]  # (layers, 1, heads, 1, 1) broadcast over probs
 
         sequence_output, presents, all_hidden, all_attn, all_cross = self.encoder(
-            embedding_output, attention_mask=extended_mask, head_mask=head_mask,
-            encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_extended_mask,
-            past_key_values=past_key_values, use_cache=use_cache, cache_active=cache_active,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, training=training,
+            embedding_output,
+            attention_mask=extended_mask,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_extended_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            cache_active=cache_active,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            training=training,
         )
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         return BaseModelOutputWithPoolingAndCrossAttentions(
@@ -627,8 +726,17 @@ class BertMainLayer(keras.layers.Layer):
         )
 
 
-def check_inputs(config, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids, head_mask,
-                 encoder_hidden_states, past_key_values) -> None:
+def check_inputs(
+    config,
+    input_ids,
+    inputs_embeds,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    head_mask,
+    encoder_hidden_states,
+    past_key_values,
+) -> None:
     """bert_core's checks: static shapes always; id ranges only on concrete (eager) tensors."""
     validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
     validation.check_decoder_inputs(config, encoder_hidden_states is not None, past_key_values is not None)
@@ -659,12 +767,17 @@ def check_inputs(config, input_ids, inputs_embeds, attention_mask, token_type_id
     if input_ids is not None and int(tf.size(input_ids)) > 0:
         validation.check_token_ids(int(tf.reduce_min(input_ids)), int(tf.reduce_max(input_ids)), config.vocab_size)
     if token_type_ids is not None and int(tf.size(token_type_ids)) > 0:
-        validation.check_token_type_ids(int(tf.reduce_min(token_type_ids)), int(tf.reduce_max(token_type_ids)), config.type_vocab_size)
+        validation.check_token_type_ids(
+            int(tf.reduce_min(token_type_ids)), int(tf.reduce_max(token_type_ids)), config.type_vocab_size
+        )
     if position_ids is not None and int(tf.size(position_ids)) > 0:
-        validation.check_position_ids(int(tf.reduce_min(position_ids)), int(tf.reduce_max(position_ids)), config.max_position_embeddings)
+        validation.check_position_ids(
+            int(tf.reduce_min(position_ids)), int(tf.reduce_max(position_ids)), config.max_position_embeddings
+        )
 
 
 # ================================================================================================ heads
+
 
 @keras.saving.register_keras_serializable(package=_SERIALIZABLE)
 class BertPredictionHeadTransform(keras.layers.Layer):
@@ -719,7 +832,9 @@ class BertLMPredictionHead(keras.layers.Layer):
 class BertHeads(keras.layers.Layer):
     """``cls``: ``predictions`` (MLM) and/or ``seq_relationship`` (next-sentence logits, 2 classes)."""
 
-    def __init__(self, config: BertConfig, word_embeddings=None, mlm: bool = True, nsp: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, config: BertConfig, word_embeddings=None, mlm: bool = True, nsp: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.has_mlm, self.has_nsp = mlm, nsp
@@ -739,9 +854,19 @@ class BertHeads(keras.layers.Layer):
 # ================================================================================================ public models
 
 _BASE_ARGS = (
-    "input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
-    "encoder_hidden_states", "encoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
-    "output_hidden_states", "return_dict",
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "head_mask",
+    "inputs_embeds",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "past_key_values",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
 )
 
 
@@ -765,8 +890,15 @@ class BertPreTrainedModel(keras.Model):
             return _BASE_ARGS + self.label_names
         return _BASE_ARGS[:6] + ("output_attentions", "output_hidden_states", "return_dict") + self.label_names
 
-    def __init__(self, config: BertConfig, *, seed: int = 0, add_pooling_layer: Optional[bool] = None,
-                 _initialize: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: int = 0,
+        add_pooling_layer: Optional[bool] = None,
+        _initialize: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(config, dict):
             config = BertConfig.from_dict(config)
         kwargs.setdefault("name", self.head_name)
@@ -777,7 +909,9 @@ class BertPreTrainedModel(keras.Model):
         self._make_layers()
         self._build_all()
         if _initialize:
-            self.load_canonical_weights(init_weights(config, self.head_name, seed, add_pooling_layer=self.add_pooling_layer))
+            self.load_canonical_weights(
+                init_weights(config, self.head_name, seed, add_pooling_layer=self.add_pooling_layer)
+            )
 
     # ---- construction
     def _make_layers(self) -> None:
@@ -793,8 +927,13 @@ class BertPreTrainedModel(keras.Model):
         self.built = True
 
     def get_config(self) -> Dict[str, Any]:
-        return {"config": self.config.to_dict(), "seed": self.seed, "add_pooling_layer": self.add_pooling_layer,
-                "name": self.name, "trainable": self.trainable}
+        return {
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "add_pooling_layer": self.add_pooling_layer,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]):
@@ -827,8 +966,11 @@ class BertPreTrainedModel(keras.Model):
         specs = self._specs()
         missing = [n for n in specs if n not in weights]
         unexpected = [n for n in weights if n not in specs]
-        bad = [f"{n}: got {tuple(np.shape(weights[n]))}, expected {specs[n].shape}"
-               for n in specs if n in weights and tuple(np.shape(weights[n])) != specs[n].shape]
+        bad = [
+            f"{n}: got {tuple(np.shape(weights[n]))}, expected {specs[n].shape}"
+            for n in specs
+            if n in weights and tuple(np.shape(weights[n])) != specs[n].shape
+        ]
         if missing or unexpected or bad:
             raise ValueError(
                 f"cannot load weights into {self.head_name}: missing {missing}, unexpected {unexpected}, "
@@ -847,19 +989,37 @@ class BertPreTrainedModel(keras.Model):
 
     # ---- checkpoints
     @classmethod
-    def from_pretrained(cls, name_or_path, *, config: Optional[BertConfig] = None, revision=None, cache_dir=None,
-                        token=None, local_files_only: bool = False, ignore_mismatched_sizes: bool = False,
-                        output_loading_info: bool = False, seed: int = 0, add_pooling_layer: Optional[bool] = None,
-                        **config_overrides: Any):
+    def from_pretrained(
+        cls,
+        name_or_path,
+        *,
+        config: Optional[BertConfig] = None,
+        revision=None,
+        cache_dir=None,
+        token=None,
+        local_files_only: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        seed: int = 0,
+        add_pooling_layer: Optional[bool] = None,
+        **config_overrides: Any,
+    ):
         """Load a HF-format checkpoint (safetensors / bin / h5 / msgpack); missing head weights get seeded init.
 
         Returns the model, or ``(model, loading_info_dict)`` with ``output_loading_info=True``.
         """
         pool = head_has_pooler(cls.head_name, add_pooling_layer)
         config, weights, info = load_head_weights(
-            name_or_path, cls.head_name, config=config, add_pooling_layer=pool,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, revision=revision, cache_dir=cache_dir, token=token,
-            local_files_only=local_files_only, **config_overrides,
+            name_or_path,
+            cls.head_name,
+            config=config,
+            add_pooling_layer=pool,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            **config_overrides,
         )
         weights = complete_weights(weights, config, cls.head_name, seed, add_pooling_layer=pool)
         model = cls(config, seed=seed, add_pooling_layer=pool, _initialize=False)
@@ -868,25 +1028,58 @@ class BertPreTrainedModel(keras.Model):
 
     def save_pretrained(self, save_directory, max_shard_size="5GB"):
         """Write ``config.json`` + canonical safetensors that HF's ``BertFor*`` and every backend load."""
-        return _save_pretrained(save_directory, self.config, self.canonical_weights(),
-                                architecture=self.head_name, max_shard_size=max_shard_size)
+        return _save_pretrained(
+            save_directory,
+            self.config,
+            self.canonical_weights(),
+            architecture=self.head_name,
+            max_shard_size=max_shard_size,
+        )
 
     # ---- HF-TF-style call: keywords, one tensor, a list in the documented order, or a dict
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
-             use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None, labels=None,
-             next_sentence_label=None, start_positions=None, end_positions=None, training=False):
+    def call(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        labels=None,
+        next_sentence_label=None,
+        start_positions=None,
+        end_positions=None,
+        training=False,
+    ):
         """Run the model. Arguments as HF's ``BertFor*.forward`` (numpy or tf tensors); ``input_ids`` may also be a
         dict of inputs or a list in this order. ``training`` turns dropout on. Labels a head does not take raise.
 
         Returns the head's ``bert_core.outputs`` class, or its ``to_tuple()`` when ``return_dict=False``.
         """
         given = dict(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=return_dict,
-            labels=labels, next_sentence_label=next_sentence_label, start_positions=start_positions,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            inputs_embeds=inputs_embeds,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            labels=labels,
+            next_sentence_label=next_sentence_label,
+            start_positions=start_positions,
             end_positions=end_positions,
         )
         v = self._unpack(given)
@@ -900,18 +1093,24 @@ class BertPreTrainedModel(keras.Model):
         packed: Dict[str, Any] = {}
         if isinstance(first, Mapping):
             packed = dict(first)
-        elif isinstance(first, (list, tuple)) and first and all(
-            x is None or isinstance(x, (tf.Tensor, np.ndarray, keras.Variable)) for x in first
+        elif (
+            isinstance(first, (list, tuple))
+            and first
+            and all(x is None or isinstance(x, (tf.Tensor, np.ndarray, keras.Variable)) for x in first)
         ):
             if len(first) > len(self._list_order):
-                raise TypeError(f"{type(self).__name__} takes at most {len(self._list_order)} list inputs "
-                                f"({list(self._list_order)}), got {len(first)}")
+                raise TypeError(
+                    f"{type(self).__name__} takes at most {len(self._list_order)} list inputs "
+                    f"({list(self._list_order)}), got {len(first)}"
+                )
             packed = dict(zip(self._list_order, first))
         if packed:
             given = dict(given, input_ids=None)
             for name, value in packed.items():
                 if name not in names:
-                    raise TypeError(f"{type(self).__name__} got unexpected input {name!r}; expected some of {list(names)}")
+                    raise TypeError(
+                        f"{type(self).__name__} got unexpected input {name!r}; expected some of {list(names)}"
+                    )
                 if given.get(name) is not None and value is not None:
                     raise TypeError(f"{type(self).__name__} got {name!r} twice (in the packed inputs and as a keyword)")
                 if value is not None:
@@ -950,7 +1149,7 @@ class BertPreTrainedModel(keras.Model):
             output = self(self._labels_into_inputs(x, y), training=True)
             loss = output["loss"]
             if self.losses:
-                loss = loss + tf.add_n([tf.reduce_sum(l) for l in self.losses])
+                loss = loss + tf.add_n([tf.reduce_sum(extra) for extra in self.losses])
         self._loss_tracker.update_state(loss)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -991,7 +1190,9 @@ class BertPreTrainedModel(keras.Model):
 
         @tf.function(input_signature=[spec, spec, spec], jit_compile=jit_compile)
         def serve(input_ids, attention_mask, token_type_ids):
-            output = self(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
+            output = self(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False
+            )
             return {k: v for k, v in output.items() if isinstance(v, tf.Tensor)}
 
         return serve
@@ -1006,6 +1207,7 @@ class BertPreTrainedModel(keras.Model):
 
 
 # ------------------------------------------------------------------------------------------------ the nine classes
+
 
 def _register(cls):
     return keras.saving.register_keras_serializable(package=_SERIALIZABLE)(cls)
@@ -1056,11 +1258,16 @@ class BertForPreTraining(BertPreTrainedModel):
         nsp_logits = self.cls.seq_relationship(out.pooler_output)
         loss = None
         if v.get("labels") is not None and v.get("next_sentence_label") is not None:
-            loss = cross_entropy(tf.reshape(prediction_logits, (-1, self.config.vocab_size)), v["labels"]) + \
-                cross_entropy(tf.reshape(nsp_logits, (-1, 2)), v["next_sentence_label"])
+            loss = cross_entropy(
+                tf.reshape(prediction_logits, (-1, self.config.vocab_size)), v["labels"]
+            ) + cross_entropy(tf.reshape(nsp_logits, (-1, 2)), v["next_sentence_label"])
         return BertForPreTrainingOutput(
-            loss=loss, prediction_logits=prediction_logits, seq_relationship_logits=nsp_logits,
-            hidden_states=out.hidden_states, attentions=out.attentions)
+            loss=loss,
+            prediction_logits=prediction_logits,
+            seq_relationship_logits=nsp_logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
 
 
 @_register
@@ -1085,11 +1292,23 @@ class BertLMHeadModel(BertPreTrainedModel):
             shifted = logits[:, :-1, :]
             loss = cross_entropy(tf.reshape(shifted, (-1, self.config.vocab_size)), labels[:, 1:])
         return CausalLMOutputWithCrossAttentions(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions, cross_attentions=out.cross_attentions)
+            loss=loss,
+            logits=logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            cross_attentions=out.cross_attentions,
+        )
 
-    def generate(self, input_ids, max_new_tokens: int = 20, eos_token_id: Optional[int] = None, attention_mask=None,
-                 encoder_hidden_states=None, encoder_attention_mask=None):
+    def generate(
+        self,
+        input_ids,
+        max_new_tokens: int = 20,
+        eos_token_id: Optional[int] = None,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+    ):
         """Greedy decoding with the key/value cache. input_ids int (batch, seq) -> int32 (batch, seq + new).
 
         Rows that produced ``eos_token_id`` keep emitting it (pad_token_id if set differently is not used)."""
@@ -1099,8 +1318,14 @@ class BertLMHeadModel(BertPreTrainedModel):
         step_ids = ids
         done = tf.zeros((ids.shape[0],), tf.bool)
         for _ in range(max_new_tokens):
-            out = self(input_ids=step_ids, attention_mask=mask, past_key_values=past, use_cache=True,
-                       encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
+            out = self(
+                input_ids=step_ids,
+                attention_mask=mask,
+                past_key_values=past,
+                use_cache=True,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=encoder_attention_mask,
+            )
             next_ids = tf.argmax(out.logits[:, -1, :], axis=-1, output_type=tf.int32)
             if eos_token_id is not None:
                 next_ids = tf.where(done, eos_token_id, next_ids)
@@ -1129,8 +1354,7 @@ class BertForMaskedLM(BertPreTrainedModel):
         loss = None
         if v.get("labels") is not None:
             loss = cross_entropy(tf.reshape(logits, (-1, self.config.vocab_size)), v["labels"])
-        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                           attentions=out.attentions)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 @_register
@@ -1152,8 +1376,9 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         labels = v.get("labels") if v.get("labels") is not None else v.get("next_sentence_label")
         if labels is not None:
             loss = cross_entropy(logits, labels)
-        return NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                        attentions=out.attentions)
+        return NextSentencePredictorOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 class _ClassifierModel(BertPreTrainedModel):
@@ -1197,8 +1422,9 @@ class BertForSequenceClassification(_ClassifierModel):
                 loss = cross_entropy(tf.reshape(logits, (-1, self.config.num_labels)), labels)
             else:
                 loss = _bce_with_logits(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                     attentions=out.attentions)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 @_register
@@ -1213,8 +1439,9 @@ class BertForMultipleChoice(_ClassifierModel):
         ref = ids if ids is not None else embeds
         if ref is None:
             validation.check_exclusive_inputs(False, False)
-        validation.check_multiple_choice_shape("input_ids" if ids is not None else "inputs_embeds",
-                                               _static_shape(ref), 3 if ids is not None else 4)
+        validation.check_multiple_choice_shape(
+            "input_ids" if ids is not None else "inputs_embeds", _static_shape(ref), 3 if ids is not None else 4
+        )
         num_choices = _shape_list(ref)[1]
         flat = {}
         for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids"):
@@ -1222,15 +1449,18 @@ class BertForMultipleChoice(_ClassifierModel):
             if t is not None and name != "input_ids" and ids is not None and None not in _static_shape(t):
                 validation.check_same_shape(name, _static_shape(t), "input_ids", _static_shape(ids))
             flat[name] = None if t is None else tf.reshape(t, (-1, _shape_list(t)[-1]))
-        flat["inputs_embeds"] = None if embeds is None else tf.reshape(embeds, (-1, _shape_list(embeds)[2], _shape_list(embeds)[3]))
+        flat["inputs_embeds"] = (
+            None if embeds is None else tf.reshape(embeds, (-1, _shape_list(embeds)[2], _shape_list(embeds)[3]))
+        )
         out = self._backbone(v, training, **flat)
         logits = self.classifier(self.dropout(out.pooler_output, training=training))
         reshaped = tf.reshape(logits, (-1, num_choices))
         loss = None
         if v.get("labels") is not None:
             loss = cross_entropy(reshaped, v["labels"])
-        return MultipleChoiceModelOutput(loss=loss, logits=reshaped, hidden_states=out.hidden_states,
-                                                      attentions=out.attentions)
+        return MultipleChoiceModelOutput(
+            loss=loss, logits=reshaped, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 @_register
@@ -1245,8 +1475,9 @@ class BertForTokenClassification(_ClassifierModel):
         loss = None
         if v.get("labels") is not None:
             loss = cross_entropy(tf.reshape(logits, (-1, self.config.num_labels)), v["labels"])
-        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                  attentions=out.attentions)
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 @_register
@@ -1275,17 +1506,33 @@ class BertForQuestionAnswering(_ClassifierModel):
                 positions = tf.clip_by_value(tf.reshape(_to_tensor(positions, tf.int32), [-1]), 0, seq)
                 losses.append(cross_entropy(lg, positions, ignore_index=seq))
             loss = (losses[0] + losses[1]) / 2.0
-        return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                                         hidden_states=out.hidden_states, attentions=out.attentions)
+        return QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
 
 
-HEAD_CLASSES = {cls.head_name: cls for cls in (
-    BertModel, BertForPreTraining, BertLMHeadModel, BertForMaskedLM, BertForNextSentencePrediction,
-    BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForQuestionAnswering,
-)}
+HEAD_CLASSES = {
+    cls.head_name: cls
+    for cls in (
+        BertModel,
+        BertForPreTraining,
+        BertLMHeadModel,
+        BertForMaskedLM,
+        BertForNextSentencePrediction,
+        BertForSequenceClassification,
+        BertForMultipleChoice,
+        BertForTokenClassification,
+        BertForQuestionAnswering,
+    )
+}
 
 
 # ------------------------------------------------------------------------------------------------ conformance hook
+
 
 def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
     """(loss, gradients by canonical name in PyTorch layout) for ``inputs`` holding the labels (training=False).
@@ -1300,6 +1547,10 @@ def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple
     grads = tape.gradient(loss, list(variables.values()))
     result: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for (name, var), grad in zip(variables.items(), grads):
-        g = np.zeros(var.shape, np.float32) if grad is None else np.asarray(tf.convert_to_tensor(grad).numpy(), np.float32)
+        g = (
+            np.zeros(var.shape, np.float32)
+            if grad is None
+            else np.asarray(tf.convert_to_tensor(grad).numpy(), np.float32)
+        )
         result[name] = from_backend_array(g, specs[name], "tf")
     return float(loss.numpy()), result

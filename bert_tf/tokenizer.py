@@ -63,7 +63,12 @@ class TFBertTokenizer(keras.layers.Layer):
             raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
         self.vocab_list = list(vocab_list)
         index = {tok: i for i, tok in enumerate(self.vocab_list)}
-        for name, tok in (("cls_token_id", "[CLS]"), ("sep_token_id", "[SEP]"), ("pad_token_id", "[PAD]"), ("unk", unk_token)):
+        for name, tok in (
+            ("cls_token_id", "[CLS]"),
+            ("sep_token_id", "[SEP]"),
+            ("pad_token_id", "[PAD]"),
+            ("unk", unk_token),
+        ):
             if tok not in index and (name == "unk" or locals()[name] is None):
                 raise ValueError(f"the vocabulary has no {tok!r} token; pass {name} explicitly")
         self.do_lower_case = bool(do_lower_case)
@@ -82,27 +87,47 @@ class TFBertTokenizer(keras.layers.Layer):
             # normalisation is done by _normalize (HF's rules); tensorflow-text's own lower-casing is NFKC case
             # folding, which rewrites ligatures, fullwidth forms, '…', 'ß' ... unlike HF
             self.tf_tokenizer = text.FastBertTokenizer(
-                vocab=self.vocab_list, token_out_type=tf.int64, unknown_token=unk_token,
+                vocab=self.vocab_list,
+                token_out_type=tf.int64,
+                unknown_token=unk_token,
                 lower_case_nfd_strip_accents=False,
             )
         else:
             table = tf.lookup.StaticVocabularyTable(
                 tf.lookup.KeyValueTensorInitializer(
-                    keys=self.vocab_list, values=tf.range(len(self.vocab_list), dtype=tf.int64),
-                    key_dtype=tf.string, value_dtype=tf.int64,
+                    keys=self.vocab_list,
+                    values=tf.range(len(self.vocab_list), dtype=tf.int64),
+                    key_dtype=tf.string,
+                    value_dtype=tf.int64,
                 ),
                 num_oov_buckets=1,
             )
-            self.tf_tokenizer = text.BertTokenizer(table, token_out_type=tf.int64, lower_case=False, unknown_token=unk_token)
+            self.tf_tokenizer = text.BertTokenizer(
+                table, token_out_type=tf.int64, lower_case=False, unknown_token=unk_token
+            )
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, revision=None, cache_dir=None, token=None,
-                        local_files_only: bool = False, **kwargs: Any) -> "TFBertTokenizer":
+    def from_pretrained(
+        cls,
+        name_or_path: Union[str, os.PathLike],
+        *,
+        revision=None,
+        cache_dir=None,
+        token=None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ) -> "TFBertTokenizer":
         """Build from a directory or hub id holding ``vocab.txt`` (+ ``tokenizer_config.json`` for do_lower_case,
         model_max_length and the special tokens). ``kwargs`` override."""
-        directory = resolve_model_dir(name_or_path, allow_patterns=_TOKENIZER_FILES, revision=revision,
-                                      cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+        directory = resolve_model_dir(
+            name_or_path,
+            allow_patterns=_TOKENIZER_FILES,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
         vocab_file = directory / "vocab.txt"
         if not vocab_file.is_file():
             raise FileNotFoundError(f"no vocab.txt in {os.fspath(directory)!r}")
@@ -120,7 +145,11 @@ class TFBertTokenizer(keras.layers.Layer):
             if isinstance(max_len, int) and 0 < max_len < 100_000:
                 settings["max_length"] = max_len
             index = {t: i for i, t in enumerate(vocab)}
-            for key, out in (("cls_token", "cls_token_id"), ("sep_token", "sep_token_id"), ("pad_token", "pad_token_id")):
+            for key, out in (
+                ("cls_token", "cls_token_id"),
+                ("sep_token", "sep_token_id"),
+                ("pad_token", "pad_token_id"),
+            ):
                 tok = cfg.get(key)
                 tok = tok.get("content") if isinstance(tok, Mapping) else tok
                 if isinstance(tok, str) and tok in index:
@@ -171,9 +200,17 @@ class TFBertTokenizer(keras.layers.Layer):
     def _words(self, texts: tf.Tensor) -> tf.RaggedTensor:
         return self.tf_tokenizer.tokenize(self._normalize(texts)).merge_dims(1, -1)
 
-    def call(self, text_input, text_pair=None, padding: Optional[str] = None, truncation: Optional[bool] = None,
-             max_length: Optional[int] = None, pad_to_multiple_of: Optional[int] = None,
-             return_token_type_ids: Optional[bool] = None, return_attention_mask: Optional[bool] = None):
+    def call(
+        self,
+        text_input,
+        text_pair=None,
+        padding: Optional[str] = None,
+        truncation: Optional[bool] = None,
+        max_length: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        return_token_type_ids: Optional[bool] = None,
+        return_attention_mask: Optional[bool] = None,
+    ):
         """Tokenize ``text_input`` (string (batch,) or (batch, 2) for pairs) [and ``text_pair`` (batch,)].
 
         Returns a dict of int64 (batch, length): input_ids, token_type_ids, attention_mask (as requested).
@@ -226,11 +263,19 @@ class TFBertTokenizer(keras.layers.Layer):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update(
-            vocab_list=self.vocab_list, do_lower_case=self.do_lower_case, cls_token_id=self.cls_token_id,
-            sep_token_id=self.sep_token_id, pad_token_id=self.pad_token_id, padding=self.padding,
-            truncation=self.truncation, max_length=self.max_length, pad_to_multiple_of=self.pad_to_multiple_of,
-            return_token_type_ids=self.return_token_type_ids, return_attention_mask=self.return_attention_mask,
-            use_fast_bert_tokenizer=self.use_fast_bert_tokenizer, unk_token=self.unk_token,
+            vocab_list=self.vocab_list,
+            do_lower_case=self.do_lower_case,
+            cls_token_id=self.cls_token_id,
+            sep_token_id=self.sep_token_id,
+            pad_token_id=self.pad_token_id,
+            padding=self.padding,
+            truncation=self.truncation,
+            max_length=self.max_length,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_token_type_ids=self.return_token_type_ids,
+            return_attention_mask=self.return_attention_mask,
+            use_fast_bert_tokenizer=self.use_fast_bert_tokenizer,
+            unk_token=self.unk_token,
         )
         return config
 
@@ -261,7 +306,9 @@ def _as_strings(value: Any, name: str) -> tf.Tensor:
         try:
             tensor = tf.convert_to_tensor(value)
         except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be strings (a str, list of str or tf.string tensor), got {type(value).__name__}") from err
+            raise TypeError(
+                f"{name} must be strings (a str, list of str or tf.string tensor), got {type(value).__name__}"
+            ) from err
     if tensor.dtype != tf.string:
         raise TypeError(
             f"{name} must be a tf.string tensor of raw text, got dtype {tensor.dtype.name}; "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -39,13 +39,14 @@ from bert_core.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from bert_core.weights import TIED_DECODER, backend_path, head_has_pooler, stored_weights
+from bert_core.weights import TIED_DECODER, backend_path, stored_weights
 
 # A layer's cache entry: (self_k, self_v) or (self_k, self_v, cross_k, cross_v), each (B, N, K or E, D).
 LayerCache = Tuple[torch.Tensor, ...]
 
 
 # ----------------------------------------------------------------------------------------------- activations
+
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     # HF's "gelu_new" (GPT-2 / original BERT TF code), written with pow as HF does so the rounding matches.
@@ -86,6 +87,7 @@ def _is_tracing() -> bool:
 
 # ----------------------------------------------------------------------------------------------- embeddings
 
+
 class BertEmbeddings(nn.Module):
     """word + token type (+ absolute position) embeddings, then LayerNorm and dropout -> float (B, S, H)."""
 
@@ -122,6 +124,7 @@ class BertEmbeddings(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- attention
+
 
 class BertSelfAttention(nn.Module):
     """Multi-head scaled dot-product attention with optional relative positions and a key/value cache.
@@ -255,8 +258,16 @@ class BertAttention(nn.Module):
         self.self.all_head_size = self.self.num_attention_heads * size
         self.pruned_heads |= heads
 
-    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None, past=None,
-                cache_active=False, output_attentions=False):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        past=None,
+        cache_active=False,
+        output_attentions=False,
+    ):
         context, probs, present = self.self(
             hidden_states, attention_mask, head_mask, encoder_hidden_states, past, cache_active, output_attentions
         )
@@ -275,6 +286,7 @@ def _prune_linear(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
 
 
 # ----------------------------------------------------------------------------------------------- feed-forward
+
 
 class BertIntermediate(nn.Module):
     """dense H -> intermediate_size, then config.hidden_act."""
@@ -315,20 +327,38 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
-                encoder_attention_mask=None, past: Optional[LayerCache] = None, cache_active: bool = False,
-                output_attentions: bool = False):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past: Optional[LayerCache] = None,
+        cache_active: bool = False,
+        output_attentions: bool = False,
+    ):
         """Returns (hidden float (B, S, H), self probs or None, cross probs or None, present cache entry)."""
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, None if past is None else past[:2], cache_active,
+            hidden_states,
+            attention_mask,
+            head_mask,
+            None,
+            None if past is None else past[:2],
+            cache_active,
             output_attentions,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past[2:] if past is not None and len(past) == 4 else None
             attention_output, cross_probs, cross_present = self.crossattention(
-                attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
-                cache_active, output_attentions,
+                attention_output,
+                encoder_attention_mask,
+                head_mask,
+                encoder_hidden_states,
+                cross_past,
+                cache_active,
+                output_attentions,
             )
             present = present + cross_present
         chunk = self.chunk_size_feed_forward
@@ -353,9 +383,19 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
 
-    def forward(self, hidden_states, attention_mask=None, head_mask=None, encoder_hidden_states=None,
-                encoder_attention_mask=None, past_key_values=None, use_cache=False, cache_active=False,
-                output_attentions=False, output_hidden_states=False) -> BaseModelOutputWithPastAndCrossAttentions:
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache=False,
+        cache_active=False,
+        output_attentions=False,
+        output_hidden_states=False,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         all_hidden = () if output_hidden_states else None
         all_self = () if output_attentions else None
         all_cross = () if output_attentions and self.config.add_cross_attention else None
@@ -365,8 +405,16 @@ class BertEncoder(nn.Module):
                 all_hidden = all_hidden + (hidden_states,)
             layer_head_mask = None if head_mask is None else head_mask[i]
             past = None if past_key_values is None else past_key_values[i]
-            args = (hidden_states, attention_mask, layer_head_mask, encoder_hidden_states, encoder_attention_mask,
-                    past, cache_active, output_attentions)
+            args = (
+                hidden_states,
+                attention_mask,
+                layer_head_mask,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                past,
+                cache_active,
+                output_attentions,
+            )
             if self.gradient_checkpointing and self.training:
                 hidden_states, self_probs, cross_probs, present = torch.utils.checkpoint.checkpoint(
                     layer, *args, use_reentrant=False
@@ -382,8 +430,11 @@ class BertEncoder(nn.Module):
         if output_hidden_states:
             all_hidden = all_hidden + (hidden_states,)
         return BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=hidden_states, past_key_values=presents, hidden_states=all_hidden,
-            attentions=all_self, cross_attentions=all_cross,
+            last_hidden_state=hidden_states,
+            past_key_values=presents,
+            hidden_states=all_hidden,
+            attentions=all_self,
+            cross_attentions=all_cross,
         )
 
 
@@ -400,6 +451,7 @@ class BertPooler(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- LM / NSP heads
+
 
 class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: BertConfig) -> None:
@@ -457,6 +509,7 @@ class BertPreTrainingHeads(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- shared machinery
 
+
 class BertPreTrainedModel(nn.Module):
     """Weights in/out through ``bert_core`` (canonical names, PyTorch layout), save/load, embeddings helpers.
 
@@ -475,8 +528,9 @@ class BertPreTrainedModel(nn.Module):
     def _post_init(self, seed: Optional[int]) -> None:
         self.tie_weights()
         if seed is not None:
-            self.load_canonical_weights(init_weights(self.config, self.head_name, seed,
-                                                     add_pooling_layer=self._add_pooling_layer))
+            self.load_canonical_weights(
+                init_weights(self.config, self.head_name, seed, add_pooling_layer=self._add_pooling_layer)
+            )
         self.set_attn_implementation("sdpa")
 
     # -------------------------------------------------------------- canonical weights
@@ -502,8 +556,11 @@ class BertPreTrainedModel(nn.Module):
         unexpected = [n for n in weights if n not in table and n != TIED_DECODER]
         if missing or unexpected:
             raise KeyError(f"{self.head_name}.load_canonical_weights: missing {missing}, unexpected {unexpected}")
-        wrong = [f"{n}: got {tuple(np.shape(weights[n]))}, expected {spec.shape}" for n, spec in table.items()
-                 if tuple(np.shape(weights[n])) != spec.shape]
+        wrong = [
+            f"{n}: got {tuple(np.shape(weights[n]))}, expected {spec.shape}"
+            for n, spec in table.items()
+            if tuple(np.shape(weights[n])) != spec.shape
+        ]
         if wrong:
             raise ValueError(f"{self.head_name}.load_canonical_weights: wrong shapes: {'; '.join(wrong)}")
         with torch.no_grad():
@@ -551,9 +608,16 @@ class BertPreTrainedModel(nn.Module):
         """
         pool = add_pooling_layer if cls.head_name == "BertModel" else None
         config, weights, info = load_head_weights(
-            name_or_path, cls.head_name, config=config, add_pooling_layer=pool,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, revision=revision, cache_dir=cache_dir, token=token,
-            local_files_only=local_files_only, **config_overrides,
+            name_or_path,
+            cls.head_name,
+            config=config,
+            add_pooling_layer=pool,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            **config_overrides,
         )
         # Built on the meta device: torch's own random init of every layer would be thrown away by the load below.
         with torch.device("meta"):
@@ -568,8 +632,13 @@ class BertPreTrainedModel(nn.Module):
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], max_shard_size: Union[int, str] = "5GB"):
         """Write ``config.json`` + ``model.safetensors`` (float32, HF names), loadable by HF ``BertFor*``."""
-        return _save_checkpoint(save_directory, self.config, self.canonical_weights(),
-                                architecture=self.head_name, max_shard_size=max_shard_size)
+        return _save_checkpoint(
+            save_directory,
+            self.config,
+            self.canonical_weights(),
+            architecture=self.head_name,
+            max_shard_size=max_shard_size,
+        )
 
     # -------------------------------------------------------------- embeddings / tying / pruning
     def _backbone(self) -> "BertModel":
@@ -614,7 +683,11 @@ class BertPreTrainedModel(nn.Module):
             fresh[:keep] = weight.detach()[:keep]
             return fresh
 
-        pad = self.config.pad_token_id if self.config.pad_token_id is not None and self.config.pad_token_id < new_num_tokens else None
+        pad = (
+            self.config.pad_token_id
+            if self.config.pad_token_id is not None and self.config.pad_token_id < new_num_tokens
+            else None
+        )
         new = nn.Embedding(new_num_tokens, dim, padding_idx=pad, device=old.weight.device, dtype=old.weight.dtype)
         with torch.no_grad():
             new.weight.copy_(grown(old.weight))
@@ -623,8 +696,9 @@ class BertPreTrainedModel(nn.Module):
         if decoder is not None:
             predictions = self.cls.predictions
             if not self.config.tie_word_embeddings:
-                new_decoder = nn.Linear(dim, new_num_tokens, bias=False, device=old.weight.device,
-                                        dtype=old.weight.dtype)
+                new_decoder = nn.Linear(
+                    dim, new_num_tokens, bias=False, device=old.weight.device, dtype=old.weight.dtype
+                )
                 with torch.no_grad():
                     new_decoder.weight.copy_(grown(decoder.weight))
                 predictions.decoder = new_decoder
@@ -654,7 +728,7 @@ class BertPreTrainedModel(nn.Module):
         self._backbone().encoder.gradient_checkpointing = False
 
     def set_attn_implementation(self, name: str) -> None:
-        """"sdpa" (default: F.scaled_dot_product_attention where possible) or "eager" (explicit softmax always)."""
+        """ "sdpa" (default: F.scaled_dot_product_attention where possible) or "eager" (explicit softmax always)."""
         if name not in ("sdpa", "eager"):
             raise ValueError(f"attention implementation must be 'sdpa' or 'eager', got {name!r}")
         for module in self.modules():
@@ -683,6 +757,7 @@ def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int,
 
 # ----------------------------------------------------------------------------------------------- BertModel
 
+
 class BertModel(BertPreTrainedModel):
     """The bare encoder (or decoder, with ``config.is_decoder``): embeddings, encoder, optional pooler.
 
@@ -707,8 +782,17 @@ class BertModel(BertPreTrainedModel):
     def _build(cls, config, seed, add_pooling_layer):
         return cls(config, add_pooling_layer=True if add_pooling_layer is None else add_pooling_layer, seed=seed)
 
-    def _validate(self, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids, head_mask,
-                  encoder_hidden_states, past_key_values) -> int:
+    def _validate(
+        self,
+        input_ids,
+        inputs_embeds,
+        attention_mask,
+        token_type_ids,
+        position_ids,
+        head_mask,
+        encoder_hidden_states,
+        past_key_values,
+    ) -> int:
         """Eager input checks (bert_core wording). Value checks are skipped while tracing. Returns the past length."""
         config = self.config
         validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
@@ -734,11 +818,13 @@ class BertModel(BertPreTrainedModel):
             if input_ids is not None and input_ids.numel():
                 validation.check_token_ids(int(input_ids.min()), int(input_ids.max()), config.vocab_size)
             if token_type_ids is not None and token_type_ids.numel():
-                validation.check_token_type_ids(int(token_type_ids.min()), int(token_type_ids.max()),
-                                                config.type_vocab_size)
+                validation.check_token_type_ids(
+                    int(token_type_ids.min()), int(token_type_ids.max()), config.type_vocab_size
+                )
             if position_ids is not None and position_ids.numel() and config.position_embedding_type == "absolute":
-                validation.check_position_ids(int(position_ids.min()), int(position_ids.max()),
-                                              config.max_position_embeddings)
+                validation.check_position_ids(
+                    int(position_ids.min()), int(position_ids.max()), config.max_position_embeddings
+                )
         return past_length
 
     def _extended_mask(self, mask: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -803,8 +889,16 @@ class BertModel(BertPreTrainedModel):
         use_cache = (config.use_cache if use_cache is None else use_cache) if config.is_decoder else False
         if self.encoder.gradient_checkpointing and self.training:
             use_cache = False  # the cache would be rebuilt in backward; HF drops it too
-        past_length = self._validate(input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids,
-                                     head_mask, encoder_hidden_states, past_key_values)
+        past_length = self._validate(
+            input_ids,
+            inputs_embeds,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            encoder_hidden_states,
+            past_key_values,
+        )
         cache_active = config.is_decoder and (use_cache or past_key_values is not None)
 
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
@@ -829,14 +923,25 @@ class BertModel(BertPreTrainedModel):
             encoder_mask = (1.0 - m.to(self.dtype)) * torch.finfo(self.dtype).min
 
         encoded = self.encoder(
-            embedding_output, extended_mask, self._head_mask(head_mask), encoder_hidden_states, encoder_mask,
-            past_key_values, use_cache, cache_active, output_attentions, output_hidden_states,
+            embedding_output,
+            extended_mask,
+            self._head_mask(head_mask),
+            encoder_hidden_states,
+            encoder_mask,
+            past_key_values,
+            use_cache,
+            cache_active,
+            output_attentions,
+            output_hidden_states,
         )
         sequence_output = encoded.last_hidden_state
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         output = BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=encoded.hidden_states,
-            past_key_values=encoded.past_key_values, attentions=encoded.attentions,
+            last_hidden_state=sequence_output,
+            pooler_output=pooled,
+            hidden_states=encoded.hidden_states,
+            past_key_values=encoded.past_key_values,
+            attentions=encoded.attentions,
             cross_attentions=encoded.cross_attentions,
         )
         return _finish(output, return_dict, config)
@@ -844,15 +949,33 @@ class BertModel(BertPreTrainedModel):
 
 # ----------------------------------------------------------------------------------------------- heads
 
+
 class _HeadModel(BertPreTrainedModel):
     """A head on ``bert``: forwards the common arguments and always asks the backbone for a dict."""
 
-    def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                  output_attentions, output_hidden_states, **decoder_kwargs) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    def _run_bert(
+        self,
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        position_ids,
+        head_mask,
+        inputs_embeds,
+        output_attentions,
+        output_hidden_states,
+        **decoder_kwargs,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         return self.bert(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, **decoder_kwargs,
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **decoder_kwargs,
         )
 
 
@@ -867,23 +990,51 @@ class BertForPreTraining(_HeadModel):
         self.cls = BertPreTrainingHeads(config)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        next_sentence_label=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """labels: int (B, S), -100 ignored; next_sentence_label: int (B,), 0 = B follows A.
 
         Returns BertForPreTrainingOutput: prediction_logits float (B, S, V), seq_relationship_logits float (B, 2).
         """
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = (_cross_entropy(prediction_scores, labels, self.config.vocab_size)
-                    + _cross_entropy(nsp_scores, next_sentence_label, 2))
-        return _finish(BertForPreTrainingOutput(
-            loss=loss, prediction_logits=prediction_scores, seq_relationship_logits=nsp_scores,
-            hidden_states=out.hidden_states, attentions=out.attentions), return_dict, self.config)
+            loss = _cross_entropy(prediction_scores, labels, self.config.vocab_size) + _cross_entropy(
+                nsp_scores, next_sentence_label, 2
+            )
+        return _finish(
+            BertForPreTrainingOutput(
+                loss=loss,
+                prediction_logits=prediction_scores,
+                seq_relationship_logits=nsp_scores,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+            ),
+            return_dict,
+            self.config,
+        )
 
 
 class BertLMHeadModel(_HeadModel):
@@ -897,10 +1048,23 @@ class BertLMHeadModel(_HeadModel):
         self.cls = BertOnlyMLMHead(config)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """labels: int (B, S); logits[:, t] is scored against labels[:, t+1] (-100 ignored). Giving labels turns
         the cache off, as in HF.
 
@@ -908,25 +1072,53 @@ class BertLMHeadModel(_HeadModel):
         """
         if labels is not None:
             use_cache = False
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
-                             encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
-                             use_cache=use_cache)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
         logits = self.cls(out.last_hidden_state)
         loss = None
         if labels is not None:
             # float32 loss even under autocast, like HF's ForCausalLMLoss
             loss = _cross_entropy(logits[:, :-1].float(), labels[:, 1:], self.config.vocab_size)
-        return _finish(CausalLMOutputWithCrossAttentions(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict, self.config)
+        return _finish(
+            CausalLMOutputWithCrossAttentions(
+                loss=loss,
+                logits=logits,
+                past_key_values=out.past_key_values,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+                cross_attentions=out.cross_attentions,
+            ),
+            return_dict,
+            self.config,
+        )
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
-                 max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
-                 top_k: Optional[int] = None, eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None, encoder_hidden_states: Optional[torch.Tensor] = None,
-                 encoder_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        eos_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Greedy or sampled continuation using the key/value cache.
 
         Args:
@@ -967,8 +1159,14 @@ class BertLMHeadModel(_HeadModel):
             if step == max_new_tokens - 1 or (eos_token_id is not None and bool(finished.all())):
                 break
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], 1)
-            out = self(next_token[:, None], attention_mask=attention_mask, past_key_values=out.past_key_values,
-                       use_cache=True, return_dict=True, **extra)
+            out = self(
+                next_token[:, None],
+                attention_mask=attention_mask,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+                return_dict=True,
+                **extra,
+            )
         return sequences
 
 
@@ -983,17 +1181,41 @@ class BertForMaskedLM(_HeadModel):
         self.cls = BertOnlyMLMHead(config)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """labels: int (B, S), -100 ignored. Returns MaskedLMOutput: logits float (B, S, V)."""
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
-                             encoder_attention_mask=encoder_attention_mask)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+        )
         logits = self.cls(out.last_hidden_state)
         loss = None if labels is None else _cross_entropy(logits, labels, self.config.vocab_size)
-        return _finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                      attentions=out.attentions), return_dict, self.config)
+        return _finish(
+            MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
+            return_dict,
+            self.config,
+        )
 
 
 class BertForNextSentencePrediction(_HeadModel):
@@ -1007,17 +1229,41 @@ class BertForNextSentencePrediction(_HeadModel):
         self.cls = BertOnlyNSPHead(config)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, next_sentence_label=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        next_sentence_label=None,
+    ):
         """labels (or next_sentence_label): int (B,), 0 = B follows A. Returns logits float (B, 2)."""
         labels = next_sentence_label if labels is None else labels
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         logits = self.cls(out.pooler_output)
         loss = None if labels is None else _cross_entropy(logits, labels, 2)
-        return _finish(NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                   attentions=out.attentions), return_dict, self.config)
+        return _finish(
+            NextSentencePredictorOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+            self.config,
+        )
 
 
 class BertForSequenceClassification(_HeadModel):
@@ -1033,14 +1279,32 @@ class BertForSequenceClassification(_HeadModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """labels: int (B,) classes, float (B,) / (B, num_labels) regression targets, or float (B, num_labels)
         multi-hot; the loss is chosen by ``bert_core.validation.resolve_problem_type``. Returns logits (B, num_labels).
         """
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = None
         if labels is not None:
@@ -1056,8 +1320,13 @@ class BertForSequenceClassification(_HeadModel):
                 loss = _cross_entropy(logits, labels, self.num_labels)
             else:
                 loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        return _finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                attentions=out.attentions), return_dict, self.config)
+        return _finish(
+            SequenceClassifierOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+            self.config,
+        )
 
 
 class BertForMultipleChoice(_HeadModel):
@@ -1072,29 +1341,57 @@ class BertForMultipleChoice(_HeadModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """input_ids / attention_mask / token_type_ids / position_ids: (B, C, S); inputs_embeds (B, C, S, H);
         labels: int (B,) index of the right choice. Returns MultipleChoiceModelOutput: logits float (B, C)."""
         validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
-        for name, tensor in (("input_ids", input_ids), ("attention_mask", attention_mask),
-                             ("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+        for name, tensor in (
+            ("input_ids", input_ids),
+            ("attention_mask", attention_mask),
+            ("token_type_ids", token_type_ids),
+            ("position_ids", position_ids),
+        ):
             validation.check_multiple_choice_shape(name, None if tensor is None else tuple(tensor.shape))
         validation.check_multiple_choice_shape(
-            "inputs_embeds", None if inputs_embeds is None else tuple(inputs_embeds.shape), rank=4)
+            "inputs_embeds", None if inputs_embeds is None else tuple(inputs_embeds.shape), rank=4
+        )
         num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
 
         def flat(t):
             return None if t is None else t.reshape(-1, t.shape[-1])
 
         embeds = None if inputs_embeds is None else inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:])
-        out = self._run_bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
-                             head_mask, embeds, output_attentions, output_hidden_states)
+        out = self._run_bert(
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            head_mask,
+            embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
         loss = None if labels is None else _cross_entropy(logits, labels, num_choices)
-        return _finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                 attentions=out.attentions), return_dict, self.config)
+        return _finish(
+            MultipleChoiceModelOutput(
+                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            ),
+            return_dict,
+            self.config,
+        )
 
 
 class BertForTokenClassification(_HeadModel):
@@ -1110,16 +1407,37 @@ class BertForTokenClassification(_HeadModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """labels: int (B, S), -100 ignored."""
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         logits = self.classifier(self.dropout(out.last_hidden_state))
         loss = None if labels is None else _cross_entropy(logits, labels, self.num_labels)
-        return _finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                             attentions=out.attentions), return_dict, self.config)
+        return _finish(
+            TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
+            return_dict,
+            self.config,
+        )
 
 
 class BertForQuestionAnswering(_HeadModel):
@@ -1135,13 +1453,32 @@ class BertForQuestionAnswering(_HeadModel):
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
         """start_positions / end_positions: int (B,). Positions outside the sequence are clamped to S and ignored;
         loss = (CE(start) + CE(end)) / 2."""
-        out = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                             output_attentions, output_hidden_states)
+        out = self._run_bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+        )
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
@@ -1153,20 +1490,38 @@ class BertForQuestionAnswering(_HeadModel):
             ignored = start_logits.shape[1]
             start_positions = start_positions.clamp(0, ignored)
             end_positions = end_positions.clamp(0, ignored)
-            loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
-                    + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
-        return _finish(QuestionAnsweringModelOutput(
-            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=out.hidden_states,
-            attentions=out.attentions), return_dict, self.config)
+            loss = (
+                F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
+                + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)
+            ) / 2
+        return _finish(
+            QuestionAnsweringModelOutput(
+                loss=loss,
+                start_logits=start_logits,
+                end_logits=end_logits,
+                hidden_states=out.hidden_states,
+                attentions=out.attentions,
+            ),
+            return_dict,
+            self.config,
+        )
 
 
 ALL_MODEL_CLASSES = (
-    BertModel, BertForPreTraining, BertLMHeadModel, BertForMaskedLM, BertForNextSentencePrediction,
-    BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForQuestionAnswering,
+    BertModel,
+    BertForPreTraining,
+    BertLMHeadModel,
+    BertForMaskedLM,
+    BertForNextSentencePrediction,
+    BertForSequenceClassification,
+    BertForMultipleChoice,
+    BertForTokenClassification,
+    BertForQuestionAnswering,
 )
 
 
 # ----------------------------------------------------------------------------------------------- harness helper
+
 
 def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
     """Loss and gradient of every stored tensor, by canonical name (PyTorch layout, float32 numpy).
@@ -1187,8 +1542,11 @@ def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple
         for name in model._weight_table():
             grad = model._tensor(name).grad
             tensor = model._tensor(name)
-            grads[name] = (np.zeros(tuple(tensor.shape), np.float32) if grad is None
-                           else grad.detach().to("cpu", torch.float32).numpy().copy())
+            grads[name] = (
+                np.zeros(tuple(tensor.shape), np.float32)
+                if grad is None
+                else grad.detach().to("cpu", torch.float32).numpy().copy()
+            )
         loss = float(output.loss.detach())
         model.zero_grad(set_to_none=True)
         return loss, grads

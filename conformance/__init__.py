@@ -7,16 +7,34 @@ Importing this package loads no deep-learning framework; adapters import theirs 
     >>> report.passed, report.format_table()
 """
 
-from .tolerance import DEFAULT_TOLERANCE, Comparison, Tolerance, compare, compare_exact, parse_tolerance
-from .default import Checkpoint, default_checkpoint, default_config
-from .cases import Case, build_cases, GRAD_HEADS
 from .adapters import BackendUnavailable, get_adapter, resolve_backends
-from .runner import Report, Row, head_weights, run_parity
+from .cases import GRAD_HEADS, Case, build_cases
 from .convert import ConversionError, convert, read_source
+from .default import Checkpoint, default_checkpoint, default_config
+from .runner import Report, Row, head_weights, run_parity
+from .tolerance import DEFAULT_TOLERANCE, Comparison, Tolerance, compare, compare_exact, parse_tolerance
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "Comparison", "Tolerance", "compare", "compare_exact", "parse_tolerance",
-    "Checkpoint", "default_checkpoint", "default_config", "Case", "build_cases", "GRAD_HEADS",
-    "BackendUnavailable", "get_adapter", "resolve_backends", "Report", "Row", "head_weights", "run_parity",
-    "ConversionError", "convert", "read_source",
+    "DEFAULT_TOLERANCE",
+    "Comparison",
+    "Tolerance",
+    "compare",
+    "compare_exact",
+    "parse_tolerance",
+    "Checkpoint",
+    "default_checkpoint",
+    "default_config",
+    "Case",
+    "build_cases",
+    "GRAD_HEADS",
+    "BackendUnavailable",
+    "get_adapter",
+    "resolve_backends",
+    "Report",
+    "Row",
+    "head_weights",
+    "run_parity",
+    "ConversionError",
+    "convert",
+    "read_source",
 ]

@@ -27,8 +27,9 @@ from bert_core.weights import HEADS
 __all__ = ["Adapter", "BackendUnavailable", "get_adapter", "resolve_backends", "flatten_output", "nested_numpy"]
 
 
-
-def _flatten(prefix: str, value: Any, to_numpy: Callable[[Any], np.ndarray], out: "OrderedDict[str, np.ndarray]") -> None:
+def _flatten(
+    prefix: str, value: Any, to_numpy: Callable[[Any], np.ndarray], out: "OrderedDict[str, np.ndarray]"
+) -> None:
     if value is None:
         return
     if isinstance(value, (tuple, list)):
@@ -217,7 +218,9 @@ def get_adapter(name: str) -> Adapter:
         try:
             _CACHE[key] = _ADAPTER_CLASSES[key]()
         except ImportError as err:
-            raise BackendUnavailable(f"backend {key!r} cannot be imported ({err}): {BACKENDS[key].install_hint}") from err
+            raise BackendUnavailable(
+                f"backend {key!r} cannot be imported ({err}): {BACKENDS[key].install_hint}"
+            ) from err
     return _CACHE[key]
 
 

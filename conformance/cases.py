@@ -125,9 +125,9 @@ def _lead(head: str) -> tuple:
 def _base_inputs(head: str, config: BertConfig, rng: np.random.Generator, s: int, pad: int) -> Dict[str, Any]:
     lead = _lead(head)
     mask = np.ones(lead + (s,), np.int64)
-    mask[-1, ..., s - pad:] = 0  # last batch row padded
+    mask[-1, ..., s - pad :] = 0  # last batch row padded
     types = np.zeros(lead + (s,), np.int64)
-    types[..., s // 2:] = 1  # sentence B
+    types[..., s // 2 :] = 1  # sentence B
     if config.type_vocab_size < 2:
         types[:] = 0
     return {"input_ids": _ids(rng, config, lead + (s,)), "attention_mask": mask, "token_type_ids": types}
@@ -175,7 +175,9 @@ def build_cases(head: str, config: BertConfig, seed: int = 0) -> List[Case]:
         enc_mask = np.ones((BATCH, ENC_SEQ), np.int64)
         enc_mask[-1, -2:] = 0
         inputs = _base_inputs(head, config, rng, s, pad)
-        inputs.update(encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=True, output_attentions=True)
+        inputs.update(
+            encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=True, output_attentions=True
+        )
         if dec_only:
             inputs.update(_labels(head, config, rng, BATCH, s))
         cases.append(Case("cross_attention", head, inputs, decoder=True, kind="incremental", prefix=max(1, s - 2)))

@@ -20,9 +20,17 @@ from bert_core.weights import HEADS
 from .tolerance import DEFAULT_TOLERANCE, parse_tolerance
 
 HEAD_ALIASES = {h.lower(): h for h in HEADS}
-HEAD_ALIASES.update({h[len("BertFor"):].lower(): h for h in HEADS if h.startswith("BertFor")})
-HEAD_ALIASES.update({"model": "BertModel", "lmhead": "BertLMHeadModel", "lmheadmodel": "BertLMHeadModel",
-                     "mlm": "BertForMaskedLM", "nsp": "BertForNextSentencePrediction", "qa": "BertForQuestionAnswering"})
+HEAD_ALIASES.update({h[len("BertFor") :].lower(): h for h in HEADS if h.startswith("BertFor")})
+HEAD_ALIASES.update(
+    {
+        "model": "BertModel",
+        "lmhead": "BertLMHeadModel",
+        "lmheadmodel": "BertLMHeadModel",
+        "mlm": "BertForMaskedLM",
+        "nsp": "BertForNextSentencePrediction",
+        "qa": "BertForQuestionAnswering",
+    }
+)
 
 
 def _split(text: Optional[str]) -> Optional[List[str]]:
@@ -83,8 +91,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else DEFAULT_TOLERANCE
     say = _progress(args.quiet)
-    result = convert(args.src, args.dst, verify_result=args.verify, to=args.to, backends=_split(args.backends),
-                     tolerance=tolerance, progress=say)
+    result = convert(
+        args.src,
+        args.dst,
+        verify_result=args.verify,
+        to=args.to,
+        backends=_split(args.backends),
+        tolerance=tolerance,
+        progress=say,
+    )
     src = result.source
     print(f"converted {src.kind} source {src.path} ({src.head}, {len(src.weights)} tensors) -> {result.destination}")
     for f in result.files:
@@ -103,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bert")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("parity", help="run every head on every backend from one checkpoint and compare")
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="HF directory or hub id (default: an embedded small deterministic checkpoint)")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="HF directory or hub id (default: an embedded small deterministic checkpoint)",
+    )
     p.add_argument("--backends", help="comma-separated: torch,tf,flax (default: every installed backend)")
     p.add_argument("--heads", help=f"comma-separated subset of {', '.join(HEADS)} (default: all)")
     p.add_argument("--json", help="write the full report (every field) to this file")
@@ -142,7 +161,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return int(args.func(args))
-    except (BackendUnavailable, CheckpointError, ConversionError, FileNotFoundError, NotADirectoryError, ValueError) as err:
+    except (
+        BackendUnavailable,
+        CheckpointError,
+        ConversionError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+    ) as err:
         print(f"bert {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -18,11 +18,11 @@ import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_core.checkpoint import CheckpointError, WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
+from bert_core.checkpoint import WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
 from bert_core.config import BertConfig
 from bert_core.weights import HEADS, match_state_dict, normalize_state_dict
 
@@ -54,6 +54,7 @@ class Source:
 
 
 # ------------------------------------------------------------------------------------------------ detection
+
 
 def _tf1_prefix(path: Path) -> Optional[Path]:
     """The checkpoint prefix of a TF1 directory / prefix / data or index file, or None."""
@@ -143,6 +144,7 @@ def _tokenizer_files(directory: Optional[Path]) -> List[Path]:
 
 # ------------------------------------------------------------------------------------------------ readers
 
+
 def read_hf(src: str) -> Source:
     config, state, directory, file_name = load_checkpoint(src)
     check_config_agrees(config, state, directory / file_name)
@@ -154,8 +156,9 @@ def read_hf(src: str) -> Source:
 def read_keras(path: Path) -> Source:
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import bert_tf  # noqa: F401  (registers the serializable classes)
         import keras
+
+        import bert_tf  # noqa: F401  (registers the serializable classes)
     except ImportError as err:
         raise ConversionError(f"reading {path} needs the tf backend ({err}): pip install 'multi-bert[tf]'") from err
     model = keras.saving.load_model(str(path))
@@ -215,7 +218,7 @@ def read_tf1(prefix: Path) -> Source:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
     except ImportError as err:
-        raise ConversionError(f"reading a TF1 checkpoint needs TensorFlow: pip install 'multi-bert[tf]'") from err
+        raise ConversionError("reading a TF1 checkpoint needs TensorFlow: pip install 'multi-bert[tf]'") from err
     reader = tf.train.load_checkpoint(str(prefix))
     state: "OrderedDict[str, np.ndarray]" = OrderedDict()
     for name in sorted(reader.get_variable_to_shape_map()):
@@ -244,11 +247,14 @@ def read_source(src: Any) -> Source:
         try:
             return read_hf(str(src))
         except (OSError, FileNotFoundError) as err:
-            raise ConversionError(f"source {str(src)!r} is not a local path and could not be fetched as a hub id: {err}") from err
+            raise ConversionError(
+                f"source {str(src)!r} is not a local path and could not be fetched as a hub id: {err}"
+            ) from err
     return read_hf(str(path))
 
 
 # ------------------------------------------------------------------------------------------------ writing
+
 
 @dataclass
 class ConvertResult:
@@ -275,8 +281,13 @@ def write_canonical(source: Source, dst: Any) -> List[Path]:
     return files
 
 
-def verify(source: Source, dst: Any, backends: Optional[Sequence[str]] = None, tolerance: Tolerance = DEFAULT_TOLERANCE,
-           progress: Optional[Callable[[str], None]] = None):
+def verify(
+    source: Source,
+    dst: Any,
+    backends: Optional[Sequence[str]] = None,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    progress: Optional[Callable[[str], None]] = None,
+):
     """Weights of ``dst`` bit-equal to the source, and on every backend the source weights and ``dst`` loaded by that
     backend's ``from_pretrained`` give equal outputs on the battery. Returns a runner.Report."""
     import time
@@ -297,11 +308,19 @@ def verify(source: Source, dst: Any, backends: Optional[Sequence[str]] = None, t
         report.add("convert", source.head, "weights", name, "source~result", cmp)
     extra = [n for n in written if n not in source.weights]
     if extra:
-        report.add("convert", source.head, "weights", "unexpected", "source~result",
-                   Comparison(float("inf"), 0.0, False, f"unexpected tensors {extra[:3]}"))
+        report.add(
+            "convert",
+            source.head,
+            "weights",
+            "unexpected",
+            "source~result",
+            Comparison(float("inf"), 0.0, False, f"unexpected tensors {extra[:3]}"),
+        )
     cases = [c for c in build_cases(source.head, source.config) if not c.decoder]
     if not cases:  # a causal-LM checkpoint: its cases, on the checkpoint's own config
-        cases = [c for c in build_cases(source.head, source.config) if c.kind == "forward" and c.name != "cross_attention"]
+        cases = [
+            c for c in build_cases(source.head, source.config) if c.kind == "forward" and c.name != "cross_attention"
+        ]
     for n in names:
         adapter = get_adapter(n)
         say(f"verify on {n}")
@@ -309,16 +328,32 @@ def verify(source: Source, dst: Any, backends: Optional[Sequence[str]] = None, t
             a = adapter.build(source.head, source.config, source.weights)
             b = adapter.load(source.head, str(dst))
             for case in cases:
-                _compare_flat(report, "outputs", source.head, case.name, f"{n}:source~{n}:result",
-                              adapter.forward(a, case.inputs), adapter.forward(b, case.inputs), tolerance)
+                _compare_flat(
+                    report,
+                    "outputs",
+                    source.head,
+                    case.name,
+                    f"{n}:source~{n}:result",
+                    adapter.forward(a, case.inputs),
+                    adapter.forward(b, case.inputs),
+                    tolerance,
+                )
         except Exception as err:
             report.error("verify", source.head, "load", n, err)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def convert(src: Any, dst: Any, *, verify_result: bool = False, to: str = "hf", backends: Optional[Sequence[str]] = None,
-            tolerance: Tolerance = DEFAULT_TOLERANCE, progress: Optional[Callable[[str], None]] = None) -> ConvertResult:
+def convert(
+    src: Any,
+    dst: Any,
+    *,
+    verify_result: bool = False,
+    to: str = "hf",
+    backends: Optional[Sequence[str]] = None,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    progress: Optional[Callable[[str], None]] = None,
+) -> ConvertResult:
     """Convert ``src`` to a canonical HF directory ``dst`` (``to="savedmodel"``: a serving SavedModel instead)."""
     source = read_source(src)
     dst = Path(dst)
@@ -343,9 +378,10 @@ def export_savedmodel(source: Source, dst: Path) -> List[Path]:
     """
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import bert_tf
         import keras
         import tensorflow as tf
+
+        import bert_tf
     except ImportError as err:
         raise ConversionError(f"--to savedmodel needs the tf backend: pip install 'multi-bert[tf]' ({err})") from err
     try:
@@ -357,7 +393,9 @@ def export_savedmodel(source: Source, dst: Path) -> List[Path]:
         raise ConversionError("--to savedmodel needs vocab.txt next to the source checkpoint (the in-graph tokenizer)")
     if source.head == "BertForMultipleChoice":
         raise ConversionError("--to savedmodel: BertForMultipleChoice takes (batch, choices) texts; not exported")
-    tokenizer = tokenizer_cls.from_pretrained(str(vocab.parent), max_length=min(512, source.config.max_position_embeddings))
+    tokenizer = tokenizer_cls.from_pretrained(
+        str(vocab.parent), max_length=min(512, source.config.max_position_embeddings)
+    )
     model = getattr(bert_tf, source.head)(source.config)
     model.load_canonical_weights(source.weights)
     tokenizer(tf.constant(["build"]))  # a Keras layer must be built before ExportArchive tracks it

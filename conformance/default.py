@@ -82,7 +82,9 @@ def load_checkpoint_any(source) -> Checkpoint:
     text = str(source)
     path = Path(text)
     if not path.exists() and (path.is_absolute() or text.startswith((".", "~")) or text.count("/") != 1):
-        raise FileNotFoundError(f"checkpoint {text!r} does not exist (expected a directory or a hub id like 'org/name')")
+        raise FileNotFoundError(
+            f"checkpoint {text!r} does not exist (expected a directory or a hub id like 'org/name')"
+        )
     config, state, directory, file_name = load_checkpoint(text)
     check_config_agrees(config, state, directory / file_name)
     return Checkpoint(config=config, state=state, name=text, directory=directory)

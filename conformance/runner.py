@@ -10,11 +10,10 @@ import itertools
 import math
 import tempfile
 import time
-import traceback
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -114,7 +113,7 @@ class Report:
         pairs = [f"{a}~{b}" for a, b in itertools.combinations(self.backends, 2)]
         singles = list(self.backends)
         labels = list(OrderedDict.fromkeys(k[0] for k in summary if k[1] != "all"))
-        lw = max([len(l) for l in labels] + [24])
+        lw = max([len(label) for label in labels] + [24])
         lines = [
             f"parity of {self.checkpoint} on {', '.join(self.backends)}; tolerance max|Δ| <= "
             f"{self.tolerance.rtol:g}*(1+max|ref|) (gradients x{self.tolerance.grad_factor:g})",
@@ -136,8 +135,10 @@ class Report:
         for (label, pair), (worst, ok, _) in summary.items():
             if pair == "all":
                 hops = " > ".join(self.backends + self.backends[:1])
-                lines.append(f"{label + ' ' + hops:<{lw}}  weights bit-identical + outputs: "
-                             f"{'inf' if math.isinf(worst) else f'{worst:.1e}'} {'pass' if ok else 'FAIL'}")
+                lines.append(
+                    f"{label + ' ' + hops:<{lw}}  weights bit-identical + outputs: "
+                    f"{'inf' if math.isinf(worst) else f'{worst:.1e}'} {'pass' if ok else 'FAIL'}"
+                )
         failures = self.failures
         if failures:
             lines.append(f"\n{len(failures)} failing field(s):")
@@ -147,13 +148,20 @@ class Report:
             if len(failures) > 25:
                 lines.append(f"  ... and {len(failures) - 25} more (see --json)")
         verdict = "PASS" if self.passed else "FAIL"
-        lines.append(f"\n{verdict}: {len(self.rows) - len(failures)}/{len(self.rows)} fields agree ({self.seconds:.1f} s)")
+        lines.append(
+            f"\n{verdict}: {len(self.rows) - len(failures)}/{len(self.rows)} fields agree ({self.seconds:.1f} s)"
+        )
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         summary = [
-            {"check": label, "pair": pair, "max_abs": None if math.isinf(w) else w, "passed": ok,
-             "first_failure": bad.path if bad else None}
+            {
+                "check": label,
+                "pair": pair,
+                "max_abs": None if math.isinf(w) else w,
+                "passed": ok,
+                "first_failure": bad.path if bad else None,
+            }
             for (label, pair), (w, ok, bad) in self.summary().items()
         ]
         return {
@@ -170,7 +178,10 @@ class Report:
 
 # ---------------------------------------------------------------------------------------------------- weights
 
-def head_weights(checkpoint: Checkpoint, config: BertConfig, head: str, seed: int = INIT_SEED) -> "OrderedDict[str, np.ndarray]":
+
+def head_weights(
+    checkpoint: Checkpoint, config: BertConfig, head: str, seed: int = INIT_SEED
+) -> "OrderedDict[str, np.ndarray]":
     """Canonical float32 weights of ``head`` under ``config``: the checkpoint's, plus bert_core's seeded init for the
     tensors it lacks (a classifier, cross-attention, ...), so every backend gets the same arrays."""
     present, _info = match_state_dict(checkpoint.state, config, head, ignore_mismatched_sizes=True)
@@ -178,8 +189,16 @@ def head_weights(checkpoint: Checkpoint, config: BertConfig, head: str, seed: in
     return OrderedDict((k, np.asarray(v, dtype=np.float32)) for k, v in full.items())
 
 
-def _compare_flat(report: Report, section: str, head: str, case: str, pair: str,
-                  a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], tol: Tolerance) -> None:
+def _compare_flat(
+    report: Report,
+    section: str,
+    head: str,
+    case: str,
+    pair: str,
+    a: Mapping[str, np.ndarray],
+    b: Mapping[str, np.ndarray],
+    tol: Tolerance,
+) -> None:
     names = list(a) + [k for k in b if k not in a]
     for name in names:
         if name not in a or name not in b:
@@ -193,7 +212,9 @@ def _pairs(names: Sequence[str]) -> List[Tuple[str, str]]:
     return list(itertools.combinations(names, 2))
 
 
-def _run_case(adapter: Adapter, model: Any, case: Case, report: Report, tol: Tolerance) -> "OrderedDict[str, np.ndarray]":
+def _run_case(
+    adapter: Adapter, model: Any, case: Case, report: Report, tol: Tolerance
+) -> "OrderedDict[str, np.ndarray]":
     """Forward outputs of ``case`` (incremental: ``full.*``, ``step.*``), plus self-consistency rows."""
     if case.kind != "incremental":
         return adapter.forward(model, case.inputs)
@@ -205,12 +226,19 @@ def _run_case(adapter: Adapter, model: Any, case: Case, report: Report, tol: Tol
     main = "logits" if "logits" in full else "last_hidden_state"
     p = case.prefix
     # the cached step must reproduce the last positions of full decoding, and end with the full cache
-    report.add("cache", case.head, case.name, main, adapter.name,
-               compare(full[main][:, p:], step_out.get(main, np.zeros(0)), tol))
+    report.add(
+        "cache",
+        case.head,
+        case.name,
+        main,
+        adapter.name,
+        compare(full[main][:, p:], step_out.get(main, np.zeros(0)), tol),
+    )
     for key, value in full.items():
         if key.startswith("past_key_values."):
-            report.add("cache", case.head, case.name, key, adapter.name,
-                       compare(value, step_out.get(key, np.zeros(0)), tol))
+            report.add(
+                "cache", case.head, case.name, key, adapter.name, compare(value, step_out.get(key, np.zeros(0)), tol)
+            )
     out: "OrderedDict[str, np.ndarray]" = OrderedDict(full)
     for k, v in step_out.items():
         out["step." + k] = v
@@ -268,7 +296,9 @@ def run_parity(
         t0 = time.perf_counter()
         _run_head(report, ckpt, head, adapters, tolerance, weight_hook, seed, grads and head in GRAD_HEADS, cases)
         bad = sum(1 for r in report.rows if r.head == head and not r.passed)
-        say(f"[{index}/{len(head_list)}] {head}: {'ok' if not bad else f'{bad} failing'} ({time.perf_counter() - t0:.1f} s)")
+        say(
+            f"[{index}/{len(head_list)}] {head}: {'ok' if not bad else f'{bad} failing'} ({time.perf_counter() - t0:.1f} s)"
+        )
     if chain:
         t0 = time.perf_counter()
         chain_head = "BertForPreTraining" if "BertForPreTraining" in head_list else head_list[0]
@@ -297,7 +327,9 @@ def _run_head(report, ckpt, head, adapters, tol, weight_hook, seed, do_grads, on
         key = (name, case.decoder)
         if key not in models:
             cfg = config_for(ckpt.config, case)
-            models[key] = adapters[name].build(head, cfg, _weights_for(ckpt, cfg, head, name, weight_hook, weight_cache))
+            models[key] = adapters[name].build(
+                head, cfg, _weights_for(ckpt, cfg, head, name, weight_hook, weight_cache)
+            )
         return models[key]
 
     for case in cases:
@@ -333,8 +365,14 @@ def run_grads(report, ckpt, head, adapters, tol, weight_hook, seed, model_for, w
     for name, g in grads.items():
         missing = [n for n in table if n not in g]
         if missing:
-            report.add("grads", head, case.name, "names", name,
-                       Comparison(math.inf, 0.0, False, f"no gradient for {missing[:3]}{'...' if len(missing) > 3 else ''}"))
+            report.add(
+                "grads",
+                head,
+                case.name,
+                "names",
+                name,
+                Comparison(math.inf, 0.0, False, f"no gradient for {missing[:3]}{'...' if len(missing) > 3 else ''}"),
+            )
     for a, b in _pairs(list(grads)):
         _compare_flat(report, "grads", head, case.name, f"{a}~{b}", losses[a], losses[b], tol)
         ga = OrderedDict((n, grads[a][n]) for n in table if n in grads[a] and n in grads[b])
@@ -349,7 +387,8 @@ def run_grads(report, ckpt, head, adapters, tol, weight_hook, seed, model_for, w
         try:
             w = _weights_for(ckpt, cfg, head, name, weight_hook, weight_cache)
             stepped = OrderedDict(
-                (n, (v - SGD_LR * np.asarray(grads[name].get(n, 0.0), np.float32)).astype(np.float32)) for n, v in w.items()
+                (n, (v - SGD_LR * np.asarray(grads[name].get(n, 0.0), np.float32)).astype(np.float32))
+                for n, v in w.items()
             )
             model = model_for(name, case)
             adapter.load_weights(model, stepped)

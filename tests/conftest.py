@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,9 @@ def tiny_config():
     return tiny_config()
 
 
-def make_hub_cache(cache_dir: Path, repo_id: str, files: dict, commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+def make_hub_cache(
+    cache_dir: Path, repo_id: str, files: dict, commit: str = "0123456789abcdef0123456789abcdef01234567"
+) -> Path:
     """Lay out a real huggingface_hub cache (blobs, snapshots, refs) holding ``files`` {name: source path or bytes}."""
     repo = cache_dir / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
@@ -71,7 +72,14 @@ def hub_cache(tmp_path, minilm_dir, monkeypatch):
     """A pre-populated offline hub cache with MiniLM as ``sentence-transformers/all-MiniLM-L6-v2``."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cache = tmp_path / "hub"
-    names = ["config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    names = [
+        "config.json",
+        "model.safetensors",
+        "vocab.txt",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ]
     make_hub_cache(cache, "sentence-transformers/all-MiniLM-L6-v2", {n: minilm_dir / n for n in names})
     return cache
 

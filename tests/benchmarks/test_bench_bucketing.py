@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
-from bert_core import init_weights, save_pretrained
-from bert_core.batching import run_bucketed
 from benchmarks import frameworks as fw
 from benchmarks.workloads import corpus_lengths, make_corpus_ids, pad_to_longest_batches, quick_config
+from bert_core import init_weights, save_pretrained
+from bert_core.batching import run_bucketed
 
 MODULES = {"torch": ["torch", "bert_torch"], "tf": ["tensorflow", "bert_tf"], "flax": ["jax", "flax", "bert_flax"]}
 
@@ -39,11 +37,16 @@ def test_bucketed_equals_per_sequence(framework, tiny_ckpt):
     forward = fw.make_forward(framework, "ours", ckpt, "fp32")
     bucketed = run_bucketed(forward, ids, batch_size=4, pad_to_multiple_of=8)
     for i, seq in enumerate(ids):
-        alone = forward({"input_ids": np.asarray([seq]), "attention_mask": np.ones((1, len(seq)), np.int64),
-                         "token_type_ids": np.zeros((1, len(seq)), np.int64)})[0]
+        alone = forward(
+            {
+                "input_ids": np.asarray([seq]),
+                "attention_mask": np.ones((1, len(seq)), np.int64),
+                "token_type_ids": np.zeros((1, len(seq)), np.int64),
+            }
+        )[0]
         np.testing.assert_allclose(bucketed[i], alone, atol=1e-5, rtol=0)
     # and equal to HF-style pad-to-longest batches
     for idx, batch in pad_to_longest_batches(ids, 6):
         out = forward(batch)
         for r, i in enumerate(idx):
-            np.testing.assert_allclose(out[r, :len(ids[i])], bucketed[i], atol=1e-5, rtol=0)
+            np.testing.assert_allclose(out[r, : len(ids[i])], bucketed[i], atol=1e-5, rtol=0)

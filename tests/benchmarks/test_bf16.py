@@ -12,8 +12,11 @@ from benchmarks.workloads import cosine, make_batch
 
 
 def _need(framework: str) -> None:
-    for module in {"torch": ["torch", "bert_torch"], "tf": ["tensorflow", "bert_tf"],
-                   "flax": ["jax", "flax", "bert_flax"]}[framework]:
+    for module in {
+        "torch": ["torch", "bert_torch"],
+        "tf": ["tensorflow", "bert_tf"],
+        "flax": ["jax", "flax", "bert_flax"],
+    }[framework]:
         try:
             importlib.import_module(module)
         except ImportError as err:

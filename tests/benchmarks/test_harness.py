@@ -36,8 +36,11 @@ def test_bar_chart_is_a_real_image(tmp_path):
 
 
 def _backends():
-    found = [fw for fw, mod in (("torch", "torch"), ("flax", "flax"), ("tf", "tensorflow"))
-             if importlib.util.find_spec(mod) is not None]
+    found = [
+        fw
+        for fw, mod in (("torch", "torch"), ("flax", "flax"), ("tf", "tensorflow"))
+        if importlib.util.find_spec(mod) is not None
+    ]
     if not found:
         pytest.skip("no framework installed")
     return found[0]  # one backend keeps the run well under a minute on a busy machine
@@ -65,8 +68,14 @@ def test_quick_run_end_to_end(tmp_path):
 
 
 def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert out.returncode == 0 and "--quick" in out.stdout
 
 

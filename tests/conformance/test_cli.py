@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from conformance.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_parity_pass_writes_json(tmp_path, backends, capsys):
     out = tmp_path / "report.json"
-    code = main(["parity", "--backends", ",".join(backends), "--heads", "qa",
-                 "--no-chain", "--json", str(out)])
+    code = main(["parity", "--backends", ",".join(backends), "--heads", "qa", "--no-chain", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.out[-3000:]
     assert "BertForQuestionAnswering" in captured.out and "PASS" in captured.out
@@ -35,8 +32,22 @@ def test_parity_pass_writes_json(tmp_path, backends, capsys):
 def test_parity_failure_exits_nonzero(tmp_path, backends, capsys):
     # a zero tolerance: different frameworks never agree to the last bit
     out = tmp_path / "r.json"
-    code = main(["parity", "--backends", ",".join(backends[:2]), "--heads", "BertForMaskedLM", "--tolerance", "0",
-                 "--no-grads", "--no-chain", "-q", "--json", str(out)])
+    code = main(
+        [
+            "parity",
+            "--backends",
+            ",".join(backends[:2]),
+            "--heads",
+            "BertForMaskedLM",
+            "--tolerance",
+            "0",
+            "--no-grads",
+            "--no-chain",
+            "-q",
+            "--json",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "FAIL" in captured.out and "BertForMaskedLM/" in captured.out
@@ -62,7 +73,9 @@ def test_backend_not_installed_names_the_extra(monkeypatch, capsys):
     from conformance import adapters
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(adapters.importlib.util, "find_spec", lambda name, *a: None if name == "flax" else real(name, *a))
+    monkeypatch.setattr(
+        adapters.importlib.util, "find_spec", lambda name, *a: None if name == "flax" else real(name, *a)
+    )
     monkeypatch.setattr(adapters, "_CACHE", {})
     assert main(["parity", "--backends", "flax"]) == 2
     assert "pip install 'multi-bert[flax]'" in capsys.readouterr().err
@@ -70,11 +83,29 @@ def test_backend_not_installed_names_the_extra(monkeypatch, capsys):
 
 def test_console_dispatch_subprocess(tmp_path, backends):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "-m", "bert_core.cli", "parity", "--backends", backends[0], "--heads", "nsp", "--no-chain",
-            "--no-grads", "--json", str(tmp_path / "r.json")]
+    args = [
+        sys.executable,
+        "-m",
+        "bert_core.cli",
+        "parity",
+        "--backends",
+        backends[0],
+        "--heads",
+        "nsp",
+        "--no-chain",
+        "--no-grads",
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     # a single backend has nothing to compare with: a usage error, not a vacuous pass
     assert proc.returncode == 2 and "at least two" in proc.stderr, proc.stderr[-2000:]
-    convert = subprocess.run([sys.executable, "-m", "bert_core.cli", "convert", str(tmp_path / "none"), str(tmp_path / "o")],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    convert = subprocess.run(
+        [sys.executable, "-m", "bert_core.cli", "convert", str(tmp_path / "none"), str(tmp_path / "o")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert convert.returncode == 2 and "does not exist" in convert.stderr

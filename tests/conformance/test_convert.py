@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ def ckpt():
 
 
 def _assert_same(expected, got):
-    assert set(got) == set(expected), (set(expected) ^ set(got))
+    assert set(got) == set(expected), set(expected) ^ set(got)
     for k, v in expected.items():
         np.testing.assert_array_equal(got[k], v, err_msg=k)
 
@@ -34,6 +32,7 @@ def _hf_dir(ckpt, directory: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ TF1
+
 
 def _to_tf1_name(name: str):
     """Canonical -> original Google BERT variable name and whether the value is transposed (independent of the
@@ -80,10 +79,24 @@ def write_tf1_checkpoint(state, config, directory: Path) -> Path:
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             prefix = saver.save(session, str(directory / "bert_model.ckpt"), write_meta_graph=False)
-    data = {k: v for k, v in config.to_dict().items() if k in (
-        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-        "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-        "initializer_range")}
+    data = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k
+        in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "hidden_act",
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "initializer_range",
+        )
+    }
     (directory / "bert_config.json").write_text(json.dumps(data))
     (directory / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     return Path(prefix)
@@ -109,6 +122,7 @@ def test_tf1_original_checkpoint(ckpt, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ HF formats
+
 
 def test_pytorch_bin(ckpt, tmp_path):
     torch = pytest.importorskip("torch")
@@ -189,22 +203,37 @@ def test_minilm_convert_verify_via_cli(minilm_dir, tmp_path, backend_status, cap
     usable = backend_status[0]
     if not usable:
         pytest.skip("no backend")
-    code = main(["convert", str(minilm_dir), str(tmp_path / "out"), "--verify", "--backends", ",".join(usable),
-                 "--json", str(tmp_path / "verify.json"), "-q"])
+    code = main(
+        [
+            "convert",
+            str(minilm_dir),
+            str(tmp_path / "out"),
+            "--verify",
+            "--backends",
+            ",".join(usable),
+            "--json",
+            str(tmp_path / "verify.json"),
+            "-q",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (tmp_path / "out" / name).is_file(), name
     data = json.loads((tmp_path / "verify.json").read_text())
     assert data["passed"] and {r["pair"] for r in data["rows"] if r["section"] == "outputs"} == {
-        f"{b}:source~{b}:result" for b in usable}
+        f"{b}:source~{b}:result" for b in usable
+    }
     from bert_core.weights import normalize_state_dict
 
     # the canonical result drops non-persistent buffers (embeddings.position_ids) and nothing else
-    _assert_same(normalize_state_dict(read_state_dict(minilm_dir)[0], "BertModel"), read_state_dict(tmp_path / "out")[0])
+    _assert_same(
+        normalize_state_dict(read_state_dict(minilm_dir)[0], "BertModel"), read_state_dict(tmp_path / "out")[0]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ errors
+
 
 def test_errors_name_the_problem(ckpt, tmp_path):
     with pytest.raises(ConversionError, match="does not exist"):
@@ -246,6 +275,8 @@ def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
     adapter = get_adapter("tf")
     model = adapter.build(head, ckpt.config, weights)
     mask = (ids != 0).astype(np.int64)
-    ref = adapter.forward(model, {"input_ids": ids.astype(np.int64), "attention_mask": mask,
-                                  "token_type_ids": np.zeros_like(ids, np.int64)})
+    ref = adapter.forward(
+        model,
+        {"input_ids": ids.astype(np.int64), "attention_mask": mask, "token_type_ids": np.zeros_like(ids, np.int64)},
+    )
     np.testing.assert_allclose(out["logits"].numpy(), ref["logits"], atol=1e-5)

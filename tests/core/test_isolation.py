@@ -4,17 +4,19 @@ import importlib.util
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax", "flax": "flax"}
 
 
 def loaded_after(statement: str) -> set:
-    code = f"import sys, json; {statement}; print(json.dumps(sorted(m for m in {list(FRAMEWORKS)!r} if m in sys.modules)))"
+    code = (
+        f"import sys, json; {statement}; print(json.dumps(sorted(m for m in {list(FRAMEWORKS)!r} if m in sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -29,7 +31,11 @@ def test_bert_core_loads_no_framework():
 
 @pytest.mark.parametrize(
     "package, own, framework",
-    [("bert_torch", {"torch"}, "torch"), ("bert_tf", {"tensorflow", "keras"}, "tensorflow"), ("bert_flax", {"jax", "flax"}, "flax")],
+    [
+        ("bert_torch", {"torch"}, "torch"),
+        ("bert_tf", {"tensorflow", "keras"}, "tensorflow"),
+        ("bert_flax", {"jax", "flax"}, "flax"),
+    ],
 )
 def test_backend_loads_only_its_framework(package, own, framework):
     if importlib.util.find_spec(framework) is None:
@@ -49,6 +55,12 @@ def test_extras_keep_frameworks_apart():
     core = names(meta["dependencies"])
     assert core == {"numpy", "safetensors", "huggingface_hub", "tokenizers"}
     extras = {k: names(v) for k, v in meta["optional-dependencies"].items()}
-    assert "torch" in extras["torch"] and not extras["torch"] & {"tensorflow", "keras", "jax", "flax", "tensorflow-text"}
+    assert "torch" in extras["torch"] and not extras["torch"] & {
+        "tensorflow",
+        "keras",
+        "jax",
+        "flax",
+        "tensorflow-text",
+    }
     assert "tensorflow" in extras["tf"] and not extras["tf"] & {"torch", "jax", "flax"}
     assert "flax" in extras["flax"] and not extras["flax"] & {"torch", "tensorflow", "keras"}

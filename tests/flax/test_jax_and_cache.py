@@ -81,7 +81,7 @@ def test_cached_decoding_equals_full_decoding(kind):
     out = model(IDS[:, :1], encoder_hidden_states=enc, use_cache=True)
     steps = [out.logits]
     for t in range(1, 8):
-        out = model(IDS[:, t:t + 1], encoder_hidden_states=enc, past_key_values=out.past_key_values)
+        out = model(IDS[:, t : t + 1], encoder_hidden_states=enc, past_key_values=out.past_key_values)
         steps.append(out.logits)
     assert len(out.past_key_values[0]) == 4 and out.past_key_values[0][0].shape == (2, 4, 8, 8)
     np.testing.assert_allclose(np.concatenate(steps, 1), full, atol=1e-5)
@@ -90,7 +90,7 @@ def test_cached_decoding_equals_full_decoding(kind):
     cache = model.init_cache(2, 10)
     fixed = []
     for t in range(8):
-        out = step(model, IDS[:, t:t + 1], cache)
+        out = step(model, IDS[:, t : t + 1], cache)
         cache = out.past_key_values
         fixed.append(out.logits)
     assert int(cache.index) == 8 and cache.layers[0][0].shape == (2, 4, 10, 8)

@@ -77,8 +77,10 @@ def test_weights_roundtrip_and_paths(models):
         for name in want:
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     state = nnx.state(models["BertForMaskedLM"], nnx.Param)
-    paths = {tuple(getattr(k, "key", getattr(k, "name", k)) for k in p[:-1])
-             for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]}
+    paths = {
+        tuple(getattr(k, "key", getattr(k, "name", k)) for k in p[:-1])
+        for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]
+    }
     assert ("bert", "encoder", "layer", 0, "attention", "self", "query", "kernel") in paths
     assert ("cls", "predictions", "bias") in paths
 
@@ -109,7 +111,11 @@ def test_tied_and_untied_decoder():
 
 def _np_ce(logits, labels, ignore=-100):
     logits = np.asarray(logits, np.float64)
-    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    logp = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - logits.max(-1, keepdims=True)
+    )
     keep = labels != ignore
     return -np.mean(np.take_along_axis(logp[keep], labels[keep][:, None], -1))
 
@@ -164,15 +170,17 @@ def test_sequence_classification_problem_types(problem):
 
 @pytest.mark.parametrize("act", SUPPORTED_ACTIVATIONS)
 def test_activations_match_reference_formulas(act):
+    from math import erf, exp, log1p, pi, sqrt, tanh
+
     from bert_flax.modeling import ACT2FN
-    from math import erf, sqrt, tanh, pi, exp, log1p
+
     x = np.linspace(-4, 4, 17)
     sig = lambda v: 1 / (1 + exp(-v))
     ref = {
         "gelu": lambda v: 0.5 * v * (1 + erf(v / sqrt(2))),
         "gelu_python": lambda v: 0.5 * v * (1 + erf(v / sqrt(2))),
-        "gelu_new": lambda v: 0.5 * v * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 * v ** 3))),
-        "gelu_pytorch_tanh": lambda v: 0.5 * v * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 * v ** 3))),
+        "gelu_new": lambda v: 0.5 * v * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 * v**3))),
+        "gelu_pytorch_tanh": lambda v: 0.5 * v * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 * v**3))),
         "gelu_fast": lambda v: 0.5 * v * (1 + tanh(v * 0.7978845608 * (1 + 0.044715 * v * v))),
         "quick_gelu": lambda v: v * sig(1.702 * v),
         "relu": lambda v: max(v, 0.0),
@@ -207,8 +215,11 @@ def test_head_mask_and_chunking_and_relative_and_options():
     np.testing.assert_allclose(model(inputs_embeds=emb).last_hidden_state, model(IDS).last_hidden_state, atol=1e-6)
     # explicit default ids change nothing
     pos = np.broadcast_to(np.arange(8), (2, 8))
-    np.testing.assert_allclose(model(IDS, position_ids=pos, token_type_ids=np.zeros_like(IDS)).last_hidden_state,
-                               model(IDS).last_hidden_state, atol=1e-6)
+    np.testing.assert_allclose(
+        model(IDS, position_ids=pos, token_type_ids=np.zeros_like(IDS)).last_hidden_state,
+        model(IDS).last_hidden_state,
+        atol=1e-6,
+    )
     nopool = bert_flax.BertModel(tiny_config(), add_pooling_layer=False)
     assert nopool(IDS).pooler_output is None and "pooler.dense.weight" not in nopool.canonical_weights()
 
@@ -279,7 +290,9 @@ def test_save_and_from_pretrained_roundtrip(models, tmp_path):
     np.testing.assert_allclose(again(IDS).logits, model(IDS).logits, atol=1e-6)
     # a head missing from the checkpoint is initialised from the seed, the same way every time
     with pytest.warns(UserWarning, match="newly"):
-        qa1, info = bert_flax.BertForQuestionAnswering.from_pretrained(tmp_path / "cls", output_loading_info=True, seed=3)
+        qa1, info = bert_flax.BertForQuestionAnswering.from_pretrained(
+            tmp_path / "cls", output_loading_info=True, seed=3
+        )
     assert info["missing_keys"] == ["qa_outputs.weight", "qa_outputs.bias"]
     with pytest.warns(UserWarning):
         qa2 = bert_flax.BertForQuestionAnswering.from_pretrained(tmp_path / "cls", seed=3)
@@ -291,7 +304,8 @@ def test_save_and_from_pretrained_roundtrip(models, tmp_path):
     with pytest.raises(ValueError, match="size mismatch"):
         bert_flax.BertForSequenceClassification.from_pretrained(tmp_path / "cls", num_labels=3)
     three = bert_flax.BertForSequenceClassification.from_pretrained(
-        tmp_path / "cls", num_labels=3, ignore_mismatched_sizes=True)
+        tmp_path / "cls", num_labels=3, ignore_mismatched_sizes=True
+    )
     assert three(IDS).logits.shape == (2, 3)
 
 
@@ -303,9 +317,16 @@ def test_aliases():
 
 
 def test_import_isolation():
-    code = ("import sys, bert_flax, bert_flax.training; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'tf_keras', 'keras')]; "
-            "print(bad); assert not bad, bad")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, bert_flax, bert_flax.training; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'tf_keras', 'keras')]; "
+        "print(bad); assert not bad, bad"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr

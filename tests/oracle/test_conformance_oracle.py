@@ -46,9 +46,13 @@ def hf_model(head, config: BertConfig, weights):
     cfg = transformers.BertConfig(**{k: v for k, v in config.to_dict().items() if k != "model_type"})
     cfg._attn_implementation = "eager"  # head_mask and attention outputs need the eager path
     model = getattr(transformers, head)(cfg)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, strict=False)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, strict=False
+    )
     assert not unexpected, unexpected
-    assert all(k.endswith(("position_ids", "token_type_ids", "decoder.weight", "decoder.bias")) for k in missing), missing
+    assert all(k.endswith(("position_ids", "token_type_ids", "decoder.weight", "decoder.bias")) for k in missing), (
+        missing
+    )
     model.tie_weights()
     return model.eval()
 
@@ -75,8 +79,10 @@ def check_head(ckpt: Checkpoint, head: str, case_names=None):
         cfg = config_for(ckpt.config, case)
         weights = head_weights(ckpt, cfg, head)
         if case.decoder not in models:
-            models[case.decoder] = (hf_model(head, cfg, weights),
-                                    {b: get_adapter(b).build(head, cfg, weights) for b in BACKENDS})
+            models[case.decoder] = (
+                hf_model(head, cfg, weights),
+                {b: get_adapter(b).build(head, cfg, weights) for b in BACKENDS},
+            )
         ref_model, ours = models[case.decoder]
         ref = hf_forward(ref_model, case.inputs)
         for b, model in ours.items():
@@ -98,8 +104,14 @@ def minilm(minilm_dir):
 
 @pytest.fixture(scope="module")
 def base_sized():
-    config = BertConfig(vocab_size=2048, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                        intermediate_size=3072, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=2048,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    )
     return Checkpoint(config, init_weights(config, "BertForPreTraining", seed=3), "random bert-base-sized")
 
 

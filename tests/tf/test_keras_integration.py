@@ -31,8 +31,11 @@ def test_fit_reduces_loss_with_model_loss(classifier):
     ds = tf.data.Dataset.from_tensor_slices(({"input_ids": ids, "attention_mask": np.ones_like(ids)}, y)).batch(16)
     before = model.evaluate(ds, verbose=0, return_dict=True)
     # the loss the model reports is the head's own loss (PyTorch semantics)
-    np.testing.assert_allclose(before["loss"], float(np.mean([float(model(input_ids=ids[i:i + 16], labels=y[i:i + 16]).loss)
-                                                               for i in (0, 16)])), rtol=1e-4)
+    np.testing.assert_allclose(
+        before["loss"],
+        float(np.mean([float(model(input_ids=ids[i : i + 16], labels=y[i : i + 16]).loss) for i in (0, 16)])),
+        rtol=1e-4,
+    )
     history = model.fit(ds, epochs=4, verbose=0)
     after = model.evaluate(ds, verbose=0, return_dict=True)
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -57,7 +60,9 @@ def test_fit_with_dict_labels_question_answering():
 def test_fit_with_compiled_keras_loss(classifier):
     ids, y = _task(16)
     model = bert_tf.BertForSequenceClassification(classifier.config, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = model.fit({"input_ids": ids}, y, batch_size=16, epochs=1, verbose=0)
     np.testing.assert_allclose(history.history["loss"][0], float(model(input_ids=ids, labels=y).loss), rtol=1e-4)
 
@@ -92,8 +97,11 @@ def test_xla_decoder_with_cache():
     def step(ids, past):
         return model(input_ids=ids, past_key_values=past, use_cache=True).logits
 
-    np.testing.assert_allclose(step(ids[:, 4:], first.past_key_values),
-                               model(input_ids=ids[:, 4:], past_key_values=first.past_key_values).logits, atol=1e-5)
+    np.testing.assert_allclose(
+        step(ids[:, 4:], first.past_key_values),
+        model(input_ids=ids[:, 4:], past_key_values=first.past_key_values).logits,
+        atol=1e-5,
+    )
 
 
 def test_saved_model_export_and_reload(classifier, tmp_path):
@@ -107,8 +115,9 @@ def test_saved_model_export_and_reload(classifier, tmp_path):
         types = np.zeros_like(ids)
         ref = classifier(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
         np.testing.assert_allclose(reloaded.serve(ids, mask, types)["logits"], ref, atol=1e-5)
-        sig = reloaded.signatures["serving_default"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask),
-                                                     token_type_ids=tf.constant(types))
+        sig = reloaded.signatures["serving_default"](
+            input_ids=tf.constant(ids), attention_mask=tf.constant(mask), token_type_ids=tf.constant(types)
+        )
         np.testing.assert_allclose(sig["logits"], ref, atol=1e-5)
 
 
@@ -117,14 +126,17 @@ def test_tf_saved_model_save(tmp_path):
     tf.saved_model.save(model, str(tmp_path / "raw"), signatures=model.serving_function())
     reloaded = tf.saved_model.load(str(tmp_path / "raw"))
     ids = np.random.default_rng(0).integers(1, 99, (2, 5)).astype(np.int32)
-    out = reloaded.signatures["serving_default"](input_ids=tf.constant(ids), attention_mask=tf.ones_like(ids),
-                                                 token_type_ids=tf.zeros_like(ids))
+    out = reloaded.signatures["serving_default"](
+        input_ids=tf.constant(ids), attention_mask=tf.ones_like(ids), token_type_ids=tf.zeros_like(ids)
+    )
     np.testing.assert_allclose(out["last_hidden_state"], model(input_ids=ids).last_hidden_state, atol=1e-5)
 
 
 @pytest.mark.parametrize("head", ["BertForMaskedLM", "BertLMHeadModel", "BertForMultipleChoice"])
 def test_keras_file_round_trip(head, tmp_path):
-    config = tiny_config(is_decoder=head == "BertLMHeadModel", position_embedding_type="relative_key_query", num_labels=3)
+    config = tiny_config(
+        is_decoder=head == "BertLMHeadModel", position_embedding_type="relative_key_query", num_labels=3
+    )
     model = bert_tf.HEAD_CLASSES[head](config, seed=4)
     path = tmp_path / "model.keras"
     model.save(path)

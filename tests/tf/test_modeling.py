@@ -40,6 +40,7 @@ def _inputs_for(head, batch=2, seq=7):
 
 # ------------------------------------------------------------------------------------------------ structure & weights
 
+
 @pytest.mark.parametrize("head", HEADS)
 def test_class_contract(head, models):
     model = models[head]
@@ -114,6 +115,7 @@ def test_tied_and_untied_decoder():
 
 # ------------------------------------------------------------------------------------------------ call semantics
 
+
 @pytest.mark.parametrize("head", HEADS)
 def test_forward_shapes_and_tuple(head, models):
     model = models[head]
@@ -143,9 +145,23 @@ def test_input_formats_agree(models):
         np.testing.assert_allclose(out.logits, ref, atol=1e-6)
     # a list follows transformers' TFBertForSequenceClassification.call order (labels 10th)
     labels = np.array([0, 1])
-    listed = model([tf.constant(ids), tf.constant(mask), tf.constant(types), None, None, None, None, None, None,
-                    tf.constant(labels)])
-    np.testing.assert_allclose(float(listed.loss), float(model(input_ids=ids, attention_mask=mask, labels=labels).loss), rtol=1e-6)
+    listed = model(
+        [
+            tf.constant(ids),
+            tf.constant(mask),
+            tf.constant(types),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            tf.constant(labels),
+        ]
+    )
+    np.testing.assert_allclose(
+        float(listed.loss), float(model(input_ids=ids, attention_mask=mask, labels=labels).loss), rtol=1e-6
+    )
     no_mask = model(ids).logits
     assert not np.allclose(no_mask, ref)
     with pytest.raises(TypeError, match="twice"):
@@ -168,8 +184,9 @@ def test_inputs_embeds_equals_ids(models):
     model = models["BertModel"]
     ids = _ids((2, 5))
     embeds = tf.gather(model.embeddings.word_embeddings.embeddings, ids)
-    np.testing.assert_allclose(model(inputs_embeds=embeds).last_hidden_state,
-                               model(input_ids=ids).last_hidden_state, atol=1e-5)
+    np.testing.assert_allclose(
+        model(inputs_embeds=embeds).last_hidden_state, model(input_ids=ids).last_hidden_state, atol=1e-5
+    )
 
 
 def test_head_mask_zeroes_heads(models):
@@ -181,16 +198,35 @@ def test_head_mask_zeroes_heads(models):
     assert float(tf.reduce_max(out.attentions[1][:, 1])) > 0.0
 
 
-@pytest.mark.parametrize("act", ["gelu", "gelu_new", "gelu_python", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu",
-                                 "relu", "silu", "swish", "tanh", "mish"])
+@pytest.mark.parametrize(
+    "act",
+    [
+        "gelu",
+        "gelu_new",
+        "gelu_python",
+        "gelu_fast",
+        "gelu_pytorch_tanh",
+        "quick_gelu",
+        "relu",
+        "silu",
+        "swish",
+        "tanh",
+        "mish",
+    ],
+)
 def test_activations(act):
     from bert_tf.modeling import ACT2FN
 
     x = tf.constant([-2.0, -0.5, 0.0, 0.7, 3.0])
     erf_gelu = 0.5 * x * (1 + tf.math.erf(x / np.sqrt(2.0)))
     expected = {
-        "gelu": erf_gelu, "gelu_python": erf_gelu, "relu": tf.nn.relu(x), "silu": x * tf.sigmoid(x),
-        "swish": x * tf.sigmoid(x), "tanh": tf.tanh(x), "mish": x * tf.tanh(tf.math.log1p(tf.exp(x))),
+        "gelu": erf_gelu,
+        "gelu_python": erf_gelu,
+        "relu": tf.nn.relu(x),
+        "silu": x * tf.sigmoid(x),
+        "swish": x * tf.sigmoid(x),
+        "tanh": tf.tanh(x),
+        "mish": x * tf.tanh(tf.math.log1p(tf.exp(x))),
         "quick_gelu": x * tf.sigmoid(1.702 * x),
     }
     if act in expected:
@@ -205,7 +241,9 @@ def test_chunked_feed_forward_same_result():
     plain = bert_tf.BertModel(tiny_config(), seed=1)
     chunked = bert_tf.BertModel(tiny_config(chunk_size_feed_forward=2), seed=1)
     ids = _ids((2, 8))
-    np.testing.assert_allclose(chunked(input_ids=ids).last_hidden_state, plain(input_ids=ids).last_hidden_state, atol=1e-6)
+    np.testing.assert_allclose(
+        chunked(input_ids=ids).last_hidden_state, plain(input_ids=ids).last_hidden_state, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("kind", ["relative_key", "relative_key_query"])
@@ -220,6 +258,7 @@ def test_relative_positions(kind):
 
 
 # ------------------------------------------------------------------------------------------------ losses
+
 
 def _torch_like_ce(logits, labels, ignore=-100):
     logits = np.asarray(logits, np.float64).reshape(-1, logits.shape[-1])
@@ -249,7 +288,9 @@ def test_pretraining_loss_is_sum(models):
     labels[:, 2] = 7
     nsp = np.array([0, 1])
     out = model(input_ids=ids, labels=labels, next_sentence_label=nsp)
-    expected = _torch_like_ce(out.prediction_logits.numpy(), labels) + _torch_like_ce(out.seq_relationship_logits.numpy(), nsp)
+    expected = _torch_like_ce(out.prediction_logits.numpy(), labels) + _torch_like_ce(
+        out.seq_relationship_logits.numpy(), nsp
+    )
     np.testing.assert_allclose(float(out.loss), expected, rtol=1e-5)
     assert model(input_ids=ids, labels=labels).loss is None  # both labels needed, as HF
 
@@ -323,6 +364,7 @@ def test_canonical_grads(models):
 
 # ------------------------------------------------------------------------------------------------ decoder, cache, generate
 
+
 def test_cache_matches_full_pass():
     config = tiny_config(is_decoder=True, add_cross_attention=True)
     model = bert_tf.BertLMHeadModel(config, seed=2)
@@ -365,6 +407,7 @@ def test_generate_greedy(models):
 
 # ------------------------------------------------------------------------------------------------ validation
 
+
 def test_bad_inputs_raise_clear_errors(models):
     model = models["BertModel"]
     with pytest.raises(ValueError, match="contains id 150, out of range for vocab_size=99"):
@@ -398,6 +441,7 @@ def test_add_cross_attention_requires_decoder():
 
 # ------------------------------------------------------------------------------------------------ checkpoints
 
+
 @pytest.mark.parametrize("head", ["BertForPreTraining", "BertForQuestionAnswering"])
 def test_save_pretrained_from_pretrained_round_trip(head, models, tmp_path):
     model = models[head]
@@ -413,16 +457,21 @@ def test_save_pretrained_from_pretrained_round_trip(head, models, tmp_path):
 
 def test_from_pretrained_new_head_is_seeded(models, tmp_path):
     models["BertModel"].save_pretrained(tmp_path)
-    a, info = bert_tf.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5, seed=3, output_loading_info=True)
+    a, info = bert_tf.BertForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=5, seed=3, output_loading_info=True
+    )
     b = bert_tf.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5, seed=3)
     assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
     assert a.config.num_labels == 5
     np.testing.assert_array_equal(a.classifier.kernel.numpy(), b.classifier.kernel.numpy())
-    np.testing.assert_array_equal(a.bert.embeddings.word_embeddings.embeddings.numpy(),
-                                  models["BertModel"].embeddings.word_embeddings.embeddings.numpy())
+    np.testing.assert_array_equal(
+        a.bert.embeddings.word_embeddings.embeddings.numpy(),
+        models["BertModel"].embeddings.word_embeddings.embeddings.numpy(),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ MiniLM: truth
+
 
 @pytest.fixture(scope="module")
 def minilm():
@@ -432,22 +481,63 @@ def minilm():
 
 def test_minilm_golden_values(minilm):
     """Reference floats from HF transformers 4.57.6 BertModel on the same checkpoint and inputs."""
-    ids = np.array([[101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102],
-                    [101, 17710, 8180, 1017, 2006, 23435, 12314, 999, 102, 0, 0, 0]])
+    ids = np.array(
+        [
+            [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102],
+            [101, 17710, 8180, 1017, 2006, 23435, 12314, 999, 102, 0, 0, 0],
+        ]
+    )
     mask = (ids != 0).astype(np.int64)
     out = minilm(input_ids=ids, attention_mask=mask)
     golden = {
-        (0, 0): [0.04644397646188736, 0.33806130290031433, 0.20820514857769012, 0.6467976570129395, -0.19570939242839813, -0.03707367554306984],
-        (1, 3): [-0.11249958723783493, -0.7797830700874329, -0.14479488134384155, -0.7671002745628357, -0.11019617319107056, -0.403719961643219],
+        (0, 0): [
+            0.04644397646188736,
+            0.33806130290031433,
+            0.20820514857769012,
+            0.6467976570129395,
+            -0.19570939242839813,
+            -0.03707367554306984,
+        ],
+        (1, 3): [
+            -0.11249958723783493,
+            -0.7797830700874329,
+            -0.14479488134384155,
+            -0.7671002745628357,
+            -0.11019617319107056,
+            -0.403719961643219,
+        ],
     }
     for (b, t), ref in golden.items():
         np.testing.assert_allclose(out.last_hidden_state[b, t, :6], ref, atol=2e-5)
-    np.testing.assert_allclose(out.pooler_output[0, :6], [-0.0662711039185524, 0.02809293381869793, 0.07061311602592468, 0.11659929901361465, -0.01515831146389246, -0.10240855067968369], atol=2e-5)
-    np.testing.assert_allclose(out.pooler_output[1, :6], [0.057028282433748245, 0.011524228379130363, -0.03344421833753586, 0.024333566427230835, -0.08732300251722336, -0.05223049968481064], atol=2e-5)
+    np.testing.assert_allclose(
+        out.pooler_output[0, :6],
+        [
+            -0.0662711039185524,
+            0.02809293381869793,
+            0.07061311602592468,
+            0.11659929901361465,
+            -0.01515831146389246,
+            -0.10240855067968369,
+        ],
+        atol=2e-5,
+    )
+    np.testing.assert_allclose(
+        out.pooler_output[1, :6],
+        [
+            0.057028282433748245,
+            0.011524228379130363,
+            -0.03344421833753586,
+            0.024333566427230835,
+            -0.08732300251722336,
+            -0.05223049968481064,
+        ],
+        atol=2e-5,
+    )
     np.testing.assert_allclose(float(tf.reduce_sum(tf.abs(out.last_hidden_state))), 3307.68359375, rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ import isolation
+
 
 def _run(code, env=None):
     full_env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
@@ -457,8 +547,10 @@ def _run(code, env=None):
 
 
 def test_import_isolation_and_backend_selection():
-    res = _run("import sys, bert_tf, keras; bad=[m for m in ('torch','jax','flax') if m in sys.modules]; "
-               "assert not bad, bad; assert keras.backend.backend()=='tensorflow'; print('ok')")
+    res = _run(
+        "import sys, bert_tf, keras; bad=[m for m in ('torch','jax','flax') if m in sys.modules]; "
+        "assert not bad, bad; assert keras.backend.backend()=='tensorflow'; print('ok')"
+    )
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
     res = _run("import bert_tf", env={"KERAS_BACKEND": "jax"})
     assert res.returncode != 0 and "KERAS_BACKEND=tensorflow" in res.stderr, res.stderr[-2000:]

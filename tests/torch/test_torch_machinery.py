@@ -20,7 +20,9 @@ def ids_for(config, batch=2, seq=7):
 @pytest.mark.parametrize("head", HEADS)
 def test_init_and_canonical_weights_round_trip(head):
     cls = getattr(bert_torch, head)
-    config = tiny_config(is_decoder=head == "BertLMHeadModel", num_labels=3 if head != "BertForQuestionAnswering" else 2)
+    config = tiny_config(
+        is_decoder=head == "BertLMHeadModel", num_labels=3 if head != "BertForQuestionAnswering" else 2
+    )
     model = cls(config, seed=5)
     weights = model.canonical_weights()
     expected = init_weights(config, head, 5)
@@ -79,7 +81,9 @@ def test_resize_token_embeddings(tie):
     model.resize_token_embeddings(120)
     assert model.config.vocab_size == 120
     assert model.get_input_embeddings().weight.shape == (120, 32)
-    assert model.cls.predictions.bias.shape == (120,) and model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    assert (
+        model.cls.predictions.bias.shape == (120,) and model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    )
     assert torch.equal(model.get_input_embeddings().weight[:99], old)
     assert (model.cls.predictions.decoder.weight is model.get_input_embeddings().weight) == tie
     after = model(ids).logits
@@ -121,19 +125,25 @@ def test_save_and_from_pretrained(tmp_path):
     bert_torch.BertModel(config, seed=2).save_pretrained(tmp_path / "base")
     with pytest.warns(UserWarning, match="newly"):
         new, info = bert_torch.BertForTokenClassification.from_pretrained(
-            tmp_path / "base", num_labels=5, id2label={i: f"T{i}" for i in range(5)}, output_loading_info=True,
-            seed=4)
+            tmp_path / "base", num_labels=5, id2label={i: f"T{i}" for i in range(5)}, output_loading_info=True, seed=4
+        )
     assert info["missing_keys"] == ["classifier.weight", "classifier.bias"]
     assert new.config.num_labels == 5 and new.config.id2label[4] == "T4"
-    np.testing.assert_array_equal(new.canonical_weights()["classifier.weight"],
-                                  init_weights(new.config, "BertForTokenClassification", 4)["classifier.weight"])
+    np.testing.assert_array_equal(
+        new.canonical_weights()["classifier.weight"],
+        init_weights(new.config, "BertForTokenClassification", 4)["classifier.weight"],
+    )
     reg = bert_torch.BertForSequenceClassification.from_pretrained(tmp_path, problem_type="multi_label_classification")
     assert reg.config.problem_type == "multi_label_classification"
     with pytest.raises(ValueError, match=r"size mismatch for classifier\.(weight|bias)"):
         bert_torch.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=7)
     re_init, info = bert_torch.BertForSequenceClassification.from_pretrained(
-        tmp_path, num_labels=7, ignore_mismatched_sizes=True, output_loading_info=True)
-    assert re_init(ids).logits.shape == (2, 7) and {m[0] for m in info["mismatched_keys"]} == {"classifier.weight", "classifier.bias"}
+        tmp_path, num_labels=7, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert re_init(ids).logits.shape == (2, 7) and {m[0] for m in info["mismatched_keys"]} == {
+        "classifier.weight",
+        "classifier.bias",
+    }
     half = bert_torch.BertForSequenceClassification.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
     assert half.dtype == torch.bfloat16 and half(ids).logits.dtype == torch.bfloat16
     assert bert_torch.BertModel.from_pretrained(tmp_path, torch_dtype="float64").dtype == torch.float64
@@ -203,6 +213,7 @@ def test_canonical_grads_tied_decoder_accumulates():
 
 # ------------------------------------------------------------------------------------------------ compile / export
 
+
 def test_torch_compile_eager_and_aot_eager():
     model = bert_torch.BertForSequenceClassification(tiny_config()).eval()
     ids = ids_for(model.config)
@@ -254,8 +265,10 @@ def test_import_isolation():
     import subprocess
     import sys
 
-    code = ("import sys, bert_torch; bad = [m for m in ('tensorflow', 'keras', 'jax', 'flax') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, bert_torch; bad = [m for m in ('tensorflow', 'keras', 'jax', 'flax') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -270,4 +283,6 @@ def test_from_pretrained_keeps_every_tie_and_equals_a_built_model(tmp_path):
     ids = torch.randint(0, config.vocab_size, (2, 7))
     with torch.no_grad():
         a, b = built(input_ids=ids), loaded(input_ids=ids)
-    assert torch.equal(a.prediction_logits, b.prediction_logits) and torch.equal(a.seq_relationship_logits, b.seq_relationship_logits)
+    assert torch.equal(a.prediction_logits, b.prediction_logits) and torch.equal(
+        a.seq_relationship_logits, b.seq_relationship_logits
+    )

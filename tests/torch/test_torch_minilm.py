@@ -15,9 +15,11 @@ tokenizers = pytest.importorskip("tokenizers")
 # ["The capital of France is Paris.", "A dog runs."], padded), computed in the oracle venv.
 IDS = [[101, 1996, 3007, 1997, 2605, 2003, 3000, 1012, 102], [101, 1037, 3899, 3216, 1012, 102, 0, 0, 0]]
 MASK = [[1] * 9, [1, 1, 1, 1, 1, 1, 0, 0, 0]]
-GOLDEN_LAST_0 = [[0.3504302203655243, 0.08958351612091064, 0.3986065983772278, -0.2786520719528198],
-                 [0.26437875628471375, 0.04375893250107765, 0.1724669486284256, -0.11632781475782394],
-                 [1.4083237648010254, 0.21648946404457092, 0.0696956142783165, 0.058943990617990494]]
+GOLDEN_LAST_0 = [
+    [0.3504302203655243, 0.08958351612091064, 0.3986065983772278, -0.2786520719528198],
+    [0.26437875628471375, 0.04375893250107765, 0.1724669486284256, -0.11632781475782394],
+    [1.4083237648010254, 0.21648946404457092, 0.0696956142783165, 0.058943990617990494],
+]
 GOLDEN_LAST_1_2 = [0.5426849722862244, -0.27544865012168884, 0.17445482313632965, 0.6752912998199463]
 GOLDEN_POOLER_0 = [0.0593423992395401, -0.06955792009830475, 0.03817261755466461, 0.08971033990383148]
 GOLDEN_MAX_ABS = 5.267703533172607
@@ -38,8 +40,11 @@ def minilm():
 
 def encode(tokenizer, text, pair=None):
     enc = tokenizer.encode(text, pair) if pair is not None else tokenizer.encode(text)
-    return dict(input_ids=torch.tensor([enc.ids]), token_type_ids=torch.tensor([enc.type_ids]),
-                attention_mask=torch.tensor([enc.attention_mask]))
+    return dict(
+        input_ids=torch.tensor([enc.ids]),
+        token_type_ids=torch.tensor([enc.type_ids]),
+        attention_mask=torch.tensor([enc.attention_mask]),
+    )
 
 
 def test_minilm_golden_floats(minilm, tokenizer):
@@ -95,7 +100,7 @@ def test_doc_example_question_answering(tokenizer):
     out = model(**inputs)
     start, end = int(out.start_logits.argmax()), int(out.end_logits.argmax())
     assert 0 <= start < inputs["input_ids"].shape[1] and 0 <= end < inputs["input_ids"].shape[1]
-    answer = tokenizer.decode(inputs["input_ids"][0, start:end + 1].tolist())
+    answer = tokenizer.decode(inputs["input_ids"][0, start : end + 1].tolist())
     assert isinstance(answer, str)
     loss = model(**inputs, start_positions=torch.tensor([9]), end_positions=torch.tensor([10])).loss
     assert torch.isfinite(loss)
@@ -103,7 +108,8 @@ def test_doc_example_question_answering(tokenizer):
 
 def test_doc_example_multi_label_and_multiple_choice(tokenizer):
     model = bert_torch.BertForSequenceClassification.from_pretrained(
-        gt.MODEL_DIR, num_labels=3, problem_type="multi_label_classification")
+        gt.MODEL_DIR, num_labels=3, problem_type="multi_label_classification"
+    )
     inputs = encode(tokenizer, "Hello, my dog is cute")
     logits = model(**inputs).logits
     predicted = (torch.sigmoid(logits) > 0.5).float()

@@ -70,8 +70,9 @@ def test_every_class_forward_outputs_and_tuple(cls):
     assert torch.allclose(out.attentions[0].sum(-1), torch.ones(()))
     if cls is not bert_torch.BertModel:
         assert out.loss.ndim == 0 and torch.isfinite(out.loss)
-    tup = model(ids, output_attentions=True, output_hidden_states=True, return_dict=False,
-                **labels_for(cls, model.config, ids))
+    tup = model(
+        ids, output_attentions=True, output_hidden_states=True, return_dict=False, **labels_for(cls, model.config, ids)
+    )
     assert isinstance(tup, tuple) and len(tup) == len(out)
     for a, b in zip(tup, out.to_tuple()):
         if torch.is_tensor(a):
@@ -118,7 +119,9 @@ def test_losses_match_manual_formulas():
     pre = bert_torch.BertForPreTraining(config).eval()
     nsp = torch.tensor([0, 1])
     out = pre(ids, labels=labels, next_sentence_label=nsp)
-    manual = F.cross_entropy(out.prediction_logits[keep], labels[keep]) + F.cross_entropy(out.seq_relationship_logits, nsp)
+    manual = F.cross_entropy(out.prediction_logits[keep], labels[keep]) + F.cross_entropy(
+        out.seq_relationship_logits, nsp
+    )
     assert torch.allclose(out.loss, manual)
     assert pre(ids, labels=labels).loss is None  # HF needs both labels
 
@@ -163,7 +166,9 @@ def test_token_classification_and_multiple_choice_losses():
     assert torch.allclose(out.loss, F.cross_entropy(out.logits, y))
     # choice j of example i is the (i*C + j)-th flattened sequence
     flat = bert_torch.BertModel(config, seed=None)
-    flat.load_canonical_weights({k[len("bert."):]: v for k, v in mc.canonical_weights().items() if k.startswith("bert.")})
+    flat.load_canonical_weights(
+        {k[len("bert.") :]: v for k, v in mc.canonical_weights().items() if k.startswith("bert.")}
+    )
     pooled = flat.eval()(mc_ids.reshape(-1, 7)).pooler_output
     assert torch.allclose(mc.classifier(pooled).view(2, 3), out.logits, atol=1e-6)
     embeds = mc.bert.embeddings.word_embeddings(mc_ids)
@@ -175,8 +180,9 @@ def test_question_answering_clamps_and_ignores():
     ids = ids_for(bert_torch.BertModel, model.config)
     out = model(ids, start_positions=torch.tensor([1, 99]), end_positions=torch.tensor([[2], [3]]))
     # the second start is clamped to seq_len=7 and ignored
-    manual = (F.cross_entropy(out.start_logits[:1], torch.tensor([1]))
-              + F.cross_entropy(out.end_logits, torch.tensor([2, 3]))) / 2
+    manual = (
+        F.cross_entropy(out.start_logits[:1], torch.tensor([1])) + F.cross_entropy(out.end_logits, torch.tensor([2, 3]))
+    ) / 2
     assert torch.allclose(out.loss, manual)
     out = model(ids, start_positions=torch.tensor([-5, 0]), end_positions=torch.tensor([0, 0]))
     assert torch.isfinite(out.loss)  # negatives clamp to 0
@@ -251,8 +257,22 @@ def test_relative_positions(pos):
     assert torch.equal(model(ids, position_ids=torch.arange(7).flip(0)[None]).last_hidden_state, out)
 
 
-@pytest.mark.parametrize("act", ["gelu", "gelu_new", "gelu_python", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu",
-                                 "relu", "silu", "swish", "tanh", "mish"])
+@pytest.mark.parametrize(
+    "act",
+    [
+        "gelu",
+        "gelu_new",
+        "gelu_python",
+        "gelu_fast",
+        "gelu_pytorch_tanh",
+        "quick_gelu",
+        "relu",
+        "silu",
+        "swish",
+        "tanh",
+        "mish",
+    ],
+)
 def test_activations(act):
     from bert_torch.modeling import ACTIVATIONS
 
@@ -260,9 +280,9 @@ def test_activations(act):
     expected = {
         "gelu": x * 0.5 * (1 + torch.erf(x / math.sqrt(2))),
         "gelu_python": x * 0.5 * (1 + torch.erf(x / math.sqrt(2))),
-        "gelu_new": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
-        "gelu_fast": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
-        "gelu_pytorch_tanh": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+        "gelu_new": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+        "gelu_fast": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+        "gelu_pytorch_tanh": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
         "quick_gelu": x * torch.sigmoid(1.702 * x),
         "relu": x.clamp(min=0),
         "silu": x * torch.sigmoid(x),
@@ -305,6 +325,7 @@ def test_dropout_only_in_train():
 
 # ------------------------------------------------------------------------------------------------ decoder
 
+
 @pytest.mark.parametrize("cross", [False, True])
 def test_decoder_cache_equals_full_pass(cross):
     config = tiny_config(is_decoder=True, add_cross_attention=cross)
@@ -312,7 +333,9 @@ def test_decoder_cache_equals_full_pass(cross):
     ids = ids_for(bert_torch.BertModel, config, seq=9)
     enc = {}
     if cross:
-        enc = dict(encoder_hidden_states=torch.randn(2, 5, 32), encoder_attention_mask=torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]))
+        enc = dict(
+            encoder_hidden_states=torch.randn(2, 5, 32), encoder_attention_mask=torch.tensor([[1] * 5, [1, 1, 1, 0, 0]])
+        )
     full = model(ids, use_cache=False, **enc)
     assert full.past_key_values is None
     first = model(ids[:, :6], **enc)  # use_cache defaults to config.use_cache in decoders
@@ -350,7 +373,9 @@ def test_generate_greedy_uses_cache_and_matches_recomputation():
     model = make(bert_torch.BertLMHeadModel)
     prompt = ids_for(bert_torch.BertModel, model.config, seq=4)
     calls = []
-    model.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs.get("past_key_values")), with_kwargs=True)
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: calls.append(kwargs.get("past_key_values")), with_kwargs=True
+    )
     generated = model.generate(prompt, max_new_tokens=6)
     assert generated.shape == (2, 10) and torch.equal(generated[:, :4], prompt)
     assert calls[0] is None and all(c is not None for c in calls[1:]) and len(calls) == 6
@@ -364,10 +389,12 @@ def test_generate_greedy_uses_cache_and_matches_recomputation():
 def test_generate_sampling_top_k_temperature_and_eos():
     model = make(bert_torch.BertLMHeadModel)
     prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
-    a = model.generate(prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7,
-                       generator=torch.Generator().manual_seed(1))
-    b = model.generate(prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7,
-                       generator=torch.Generator().manual_seed(1))
+    a = model.generate(
+        prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7, generator=torch.Generator().manual_seed(1)
+    )
+    b = model.generate(
+        prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7, generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(a, b) and a.shape == (2, 8)
     # top_k=1 sampling is greedy
     greedy = model.generate(prompt, max_new_tokens=5)
@@ -376,7 +403,7 @@ def test_generate_sampling_top_k_temperature_and_eos():
     out = model.generate(prompt, max_new_tokens=5, eos_token_id=eos, pad_token_id=0)
     row0 = out[0, 3:].tolist()
     first_eos = row0.index(eos)
-    assert all(t == 0 for t in row0[first_eos + 1:])
+    assert all(t == 0 for t in row0[first_eos + 1 :])
     with pytest.raises(ValueError, match="is_decoder"):
         bert_torch.BertLMHeadModel(tiny_config()).generate(prompt)
 
@@ -392,6 +419,7 @@ def test_decoder_relative_positions_cache():
 
 
 # ------------------------------------------------------------------------------------------------ validation
+
 
 def test_validation_errors():
     model = make(bert_torch.BertModel)
