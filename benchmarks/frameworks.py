@@ -16,7 +16,10 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from bert_core.backends import BACKENDS
+from bert_core.backends import BACKEND_NAMES, BACKENDS
+
+#: the backends every workload runs on (the one table in bert_core.backends)
+FRAMEWORKS = BACKEND_NAMES
 
 Batch = Dict[str, np.ndarray]
 Forward = Callable[[Batch], np.ndarray]
