@@ -17,7 +17,6 @@ Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bert_core.backends import BACKEND_NAMES, installed_backends
+from bert_core.backends import BACKEND_NAMES, distribution_version, installed_backends
 from bert_core.io_utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +44,6 @@ TARGETS = {
 }
 
 
-def _version(dist: str) -> Optional[str]:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def machine_info(threads: int) -> Dict[str, Any]:
     model, flags = "unknown", set()
     try:
@@ -63,7 +55,7 @@ def machine_info(threads: int) -> Dict[str, Any]:
     except OSError:
         pass
     versions = {
-        d: _version(d)
+        d: distribution_version(d)
         for d in (
             "numpy",
             "torch",
@@ -116,7 +108,7 @@ def _subprocess_env(threads: int) -> Dict[str, str]:
 
 
 def hf_importable() -> bool:
-    return _version("transformers") is not None
+    return distribution_version("transformers") is not None
 
 
 def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:

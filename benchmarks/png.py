@@ -150,33 +150,3 @@ def bar_chart(
         _text(img, lx + 16, height - 39, name, scale=2)
         lx += 16 + text_width(name) + 20
     write_png(path, img)
-
-
-def read_png_size(path) -> tuple:
-    """(width, height) from a PNG header; raises ValueError when the file is not a PNG."""
-    with open(path, "rb") as fh:
-        head = fh.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise ValueError(f"{path} is not a PNG")
-    return struct.unpack(">II", head[16:24])
-
-
-def decode_png(path) -> np.ndarray:
-    """Decode an 8-bit RGB, non-interlaced PNG with filter 0 rows (what :func:`write_png` writes)."""
-    data = open(path, "rb").read()
-    pos, idat, w, h = 8, b"", 0, 0
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos : pos + 4])
-        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
-        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
-        if zlib.crc32(tag + body) & 0xFFFFFFFF != crc:
-            raise ValueError("bad CRC")
-        if tag == b"IHDR":
-            w, h = struct.unpack(">II", body[:8])
-        elif tag == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
-    if raw[:, 0].any():
-        raise ValueError("unsupported PNG filter")
-    return raw[:, 1:].reshape(h, w, 3)

@@ -90,29 +90,12 @@ def train_flops(config: BertConfig, batch: int, length: int) -> float:
     return 3.0 * forward_flops(config, batch, length)
 
 
-def time_fn(fn: Callable[[], object], repeats: int, warmup: int = 1, min_time: float = 0.0) -> Dict[str, object]:
-    """Median wall time of ``repeats`` calls after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_time and len(times) < 10 * repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return {
-        "median_s": float(np.median(times)),
-        "min_s": float(np.min(times)),
-        "n": len(times),
-        "times_s": [round(x, 6) for x in times],
-    }
-
-
 def time_interleaved(
     fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1
 ) -> Dict[str, Dict[str, object]]:
-    """Like :func:`time_fn` for several callables, run round-robin (a, b, c, a, b, c, ...) so that load from other
-    processes on a shared machine hits every contender alike; the ratios are what count."""
+    """Median wall time of ``repeats`` calls of each callable after ``warmup`` untimed calls, run round-robin
+    (a, b, c, a, b, c, ...) so that load from other processes on a shared machine hits every contender alike; the
+    ratios are what count."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()

@@ -138,12 +138,6 @@ def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
     return out
 
 
-def read_safetensors_metadata(path: PathLike) -> Dict[str, str]:
-    with open(path, "rb") as handle:
-        (n,) = struct.unpack("<Q", handle.read(8))
-        return json.loads(handle.read(n)).get("__metadata__", {}) or {}
-
-
 def _write_safetensors(target: Path, tensors: Mapping[str, np.ndarray], metadata: Dict[str, str]) -> None:
     from safetensors.numpy import save_file
 

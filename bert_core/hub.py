@@ -7,10 +7,29 @@ Shared by configs, tokenizers and checkpoints so that revision, cache_dir, token
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
+
+# one part of a repo id ("org" or "name"): 1-96 of [A-Za-z0-9_.-], starting and ending with [A-Za-z0-9_]
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"(?:{_REPO_PART}/)?{_REPO_PART}")
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text`` has the form of a Hugging Face hub repo id (the rules of huggingface_hub's
+    ``validate_repo_id``): ``name`` or ``org/name``, each part 1-96 characters of ``[A-Za-z0-9-_.]`` that neither
+    starts nor ends with ``-`` or ``.``, no ``--`` or ``..``, not ending in ``.git``. The hub is not contacted.
+    """
+    return (
+        isinstance(text, str)
+        and _REPO_ID.fullmatch(text) is not None
+        and "--" not in text
+        and ".." not in text
+        and not text.endswith(".git")
+    )
 
 
 def _offline_env() -> bool:
@@ -47,11 +66,10 @@ def resolve_model_dir(
     if path.is_dir():
         return path
     text = os.fspath(name_or_path)
-    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
     if path.exists():
         raise NotADirectoryError(f"{text!r} is a file; expected a model directory or a hub repo id")
-    if looks_local or not text:
-        raise FileNotFoundError(f"model directory {text!r} does not exist (and it is not a hub repo id 'owner/name')")
+    if not looks_like_hub_id(text):
+        raise FileNotFoundError(f"model directory {text!r} does not exist (and it is not a hub repo id 'org/name')")
 
     from huggingface_hub import snapshot_download
 

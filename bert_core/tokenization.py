@@ -506,6 +506,42 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _pad_row(value: List[Any], n: int, fill: Any, side: str) -> List[Any]:
+    """``value`` with ``n`` copies of ``fill`` on ``side`` ("left"/"right"); ``value`` itself when ``n <= 0``."""
+    if n <= 0:
+        return value
+    pad = [fill] * n
+    return list(value) + pad if side == "right" else pad + list(value)
+
+
+@dataclass(frozen=True)
+class _CallOptions:
+    """The options of one tokenizer call once checked and resolved (``BertTokenizerBase._resolve_options``)."""
+
+    add_special_tokens: bool
+    is_split_into_words: bool
+    padding: str  # "longest" | "max_length" | "do_not_pad"
+    truncation: str  # "longest_first" | "only_first" | "only_second" | "do_not_truncate"
+    max_length: Optional[int]  # after the model_max_length default; None: no limit
+    stride: int
+    pad_to_multiple_of: Optional[int]
+    padding_side: str  # "left" | "right"
+    keys: Tuple[str, ...]  # output keys in HF's order: input_ids, token_type_ids, attention_mask, ...
+    return_overflowing_tokens: bool
+    return_length: bool
+    return_tensors: Optional[str]
+
+    @property
+    def truncation_length(self) -> Optional[int]:
+        """The length rows are truncated to (None: no truncation)."""
+        return self.max_length if self.truncation != "do_not_truncate" else None
+
+    @property
+    def row_fields(self) -> Tuple[str, ...]:
+        """The per-token keys the encoder returns: every output key but the attention mask (built when padding)."""
+        return tuple(k for k in self.keys if k != "attention_mask")
+
+
 class BertTokenizerBase:
     """Everything ``BertTokenizer`` and ``BertTokenizerFast`` share: input validation, padding, truncation options,
     tensors, decoding helpers and save/load of the config files. Subclasses provide ``_encode_rows``."""
@@ -652,8 +688,14 @@ class BertTokenizerBase:
         elif not isinstance(value, str):
             raise TypeError(f"{what} must be a str, got {_type_name(value)}")
 
-    def _normalize_inputs(self, text, text_pair, is_split_into_words):
-        """Return (batched, list of (first, second-or-None))."""
+    def _normalize_inputs(self, text, text_pair, is_split_into_words) -> Tuple[bool, List[Tuple[Any, Any]]]:
+        """Check the texts and bring every input form to rows ``(first, second or None)``.
+
+        Returns ``(batched, rows)``. A batch element given as a 2-tuple/list of texts is a pair (HF habit). An empty
+        unbatched ``text_pair`` (``""``, or ``[]`` with ``is_split_into_words``) is no pair, as in HF's fast
+        tokenizer: ``[CLS] A [SEP]``, not ``[CLS] A [SEP] [SEP]``. In a batch an empty second text stays a pair, as in
+        both HF tokenizers.
+        """
         if text is None:
             raise TypeError("text must be a str, a list of str, or a list of pairs; got None")
         if is_split_into_words:
@@ -664,7 +706,7 @@ class BertTokenizerBase:
             self._check_text(text, "text", is_split_into_words)
             if text_pair is not None:
                 self._check_text(text_pair, "text_pair", is_split_into_words)
-            return False, [(text, text_pair)]
+            return False, [(text, text_pair or None)]
         items = list(text)
         if text_pair is not None:
             if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(items):
@@ -677,7 +719,6 @@ class BertTokenizerBase:
         else:
             pairs = []
             for item in items:
-                # a batch element given as a 2-tuple/list of texts is a pair (HF habit)
                 if (not is_split_into_words and isinstance(item, (list, tuple))) or (
                     is_split_into_words
                     and isinstance(item, (list, tuple))
@@ -723,30 +764,64 @@ class BertTokenizerBase:
         Returns a BatchEncoding with ``input_ids`` (and ``token_type_ids``, ``attention_mask`` and the optional keys
         requested). Unbatched input gives ``[seq_len]`` lists; batched input ``[batch][seq_len]``; with
         ``return_tensors`` int64 arrays of shape ``(batch, seq_len)`` (batch 1 for an unbatched input).
+
+        The steps, one method each: ``_normalize_inputs`` (rows of text and pair), ``_resolve_options``,
+        ``_encode_rows`` (ids of each text and pair, truncation with its overflow window, special tokens), ``_pad``,
+        ``_batch_encoding`` (output keys, lengths, tensors).
         """
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
         batched, pairs = self._normalize_inputs(text, text_pair, is_split_into_words)
-        pad_mode = _padding_strategy(padding)
-        trunc_mode = "do_not_truncate" if truncation is None else _truncation_strategy(truncation)
-        if truncation is None and max_length is not None and pad_mode == "do_not_pad":
-            # HF habit: max_length alone implies truncation
-            if verbose:
-                logger.warning(
-                    "max_length was given without truncation=True; truncating with 'longest_first' (as HF does). "
-                    "Pass truncation=True explicitly to silence this."
-                )
-            trunc_mode = "longest_first"
-        if max_length is None:
-            if pad_mode == "max_length" or trunc_mode != "do_not_truncate":
-                if self.model_max_length >= VERY_LARGE_INTEGER:
-                    if pad_mode == "max_length":
-                        raise ValueError("padding='max_length' needs max_length: the tokenizer has no model_max_length")
-                    trunc_mode = "do_not_truncate"
-                else:
-                    max_length = self.model_max_length
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
-            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+        options = self._resolve_options(
+            pairs,
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            stride=stride,
+            is_split_into_words=is_split_into_words,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            return_token_type_ids=return_token_type_ids,
+            return_attention_mask=return_attention_mask,
+            return_overflowing_tokens=return_overflowing_tokens,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_offsets_mapping=return_offsets_mapping,
+            return_length=return_length,
+            verbose=verbose,
+        )
+        rows, extra, encodings = self._encode_rows(pairs, options)
+        lengths = [len(r) for r in rows["input_ids"]]
+        if verbose and options.max_length is None:
+            self._warn_if_too_long(lengths)
+        columns = self._pad(rows, lengths, encodings, options)
+        return self._batch_encoding(columns, lengths, extra, encodings, pairs, batched, options)
+
+    def _resolve_options(
+        self,
+        pairs: List[Tuple[Any, Any]],
+        *,
+        add_special_tokens: bool,
+        padding,
+        truncation,
+        max_length: Optional[int],
+        stride: int,
+        is_split_into_words: bool,
+        pad_to_multiple_of: Optional[int],
+        padding_side: Optional[str],
+        return_tensors: Optional[str],
+        return_token_type_ids: Optional[bool],
+        return_attention_mask: Optional[bool],
+        return_overflowing_tokens: bool,
+        return_special_tokens_mask: bool,
+        return_offsets_mapping: bool,
+        return_length: bool,
+        verbose: bool,
+    ) -> _CallOptions:
+        """Check the call's options and resolve them as HF does: strategies from bools/strings, ``max_length`` from
+        ``model_max_length`` when padding/truncation need one, the output keys from the ``return_*`` flags."""
+        pad_mode, trunc_mode, max_length = self._padding_and_truncation(padding, truncation, max_length, verbose)
         if (
             pad_to_multiple_of is not None
             and max_length is not None
@@ -778,54 +853,75 @@ class BertTokenizerBase:
         padding_side = padding_side or self.padding_side
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-
-        fields = ["input_ids"]
-        if return_token_type_ids:
-            fields.append("token_type_ids")
-        if return_special_tokens_mask:
-            fields.append("special_tokens_mask")
-        if return_offsets_mapping:
-            fields.append("offset_mapping")
-        raw, extra, encodings = self._encode_rows(
-            pairs,
-            batched=batched,
+        wanted = {
+            "input_ids": True,
+            "token_type_ids": return_token_type_ids,
+            "attention_mask": return_attention_mask,
+            "special_tokens_mask": return_special_tokens_mask,
+            "offset_mapping": return_offsets_mapping,
+        }
+        return _CallOptions(
             add_special_tokens=add_special_tokens,
-            truncation=trunc_mode,
-            max_length=max_length if trunc_mode != "do_not_truncate" else None,
-            stride=stride,
             is_split_into_words=is_split_into_words,
+            padding=pad_mode,
+            truncation=trunc_mode,
+            max_length=max_length,
+            stride=stride,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            keys=tuple(k for k, on in wanted.items() if on),
             return_overflowing_tokens=return_overflowing_tokens,
-            return_offsets_mapping=return_offsets_mapping,
-            fields=fields,
+            return_length=return_length,
+            return_tensors=return_tensors,
         )
-        lengths = [len(r) for r in raw["input_ids"]]
-        if verbose and max_length is None and not self._warned_too_long:
-            longest = max(lengths, default=0)
-            if longest > self.model_max_length:
-                logger.warning(
-                    "Token indices sequence length is longer than the specified maximum sequence length for this "
-                    f"model ({longest} > {self.model_max_length}). Running this sequence through the model will "
-                    "result in indexing errors"
-                )
-                self._warned_too_long = True
 
-        # pad
+    def _padding_and_truncation(self, padding, truncation, max_length, verbose: bool) -> Tuple[str, str, Optional[int]]:
+        """``(padding strategy, truncation strategy, max_length)`` with HF's defaults: ``max_length`` alone implies
+        truncation, and padding/truncation without ``max_length`` use ``model_max_length`` (none when unlimited)."""
+        pad_mode = _padding_strategy(padding)
+        trunc_mode = _truncation_strategy(truncation)
+        if truncation is None and max_length is not None and pad_mode == "do_not_pad":
+            if verbose:
+                logger.warning(
+                    "max_length was given without truncation=True; truncating with 'longest_first' (as HF does). "
+                    "Pass truncation=True explicitly to silence this."
+                )
+            trunc_mode = "longest_first"
+        if max_length is None and (pad_mode == "max_length" or trunc_mode != "do_not_truncate"):
+            if self.model_max_length < VERY_LARGE_INTEGER:
+                max_length = self.model_max_length
+            elif pad_mode == "max_length":
+                raise ValueError("padding='max_length' needs max_length: the tokenizer has no model_max_length")
+            else:
+                trunc_mode = "do_not_truncate"
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
+            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+        return pad_mode, trunc_mode, max_length
+
+    def _warn_if_too_long(self, lengths: List[int]) -> None:
+        """Log once per tokenizer that a row is longer than ``model_max_length`` (HF's warning, same words)."""
+        longest = max(lengths, default=0)
+        if longest > self.model_max_length and not self._warned_too_long:
+            logger.warning(
+                "Token indices sequence length is longer than the specified maximum sequence length for this "
+                f"model ({longest} > {self.model_max_length}). Running this sequence through the model will "
+                "result in indexing errors"
+            )
+            self._warned_too_long = True
+
+    def _pad(
+        self, rows: Dict[str, List[Any]], lengths: List[int], encodings, options: _CallOptions
+    ) -> Dict[str, List[Any]]:
+        """The output columns (``options.keys``, in order) padded to the longest row or ``max_length`` and rounded
+        up to ``pad_to_multiple_of``; the attention mask is built here. Pads the fast tokenizer's Encodings too."""
         target = None
-        if pad_mode == "longest":
+        if options.padding == "longest":
             target = max(lengths, default=0)
-        elif pad_mode == "max_length":
-            target = max_length
-        if target is not None and pad_to_multiple_of and target % pad_to_multiple_of:
-            target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
-        out_keys = ["input_ids"]
-        if return_token_type_ids:
-            out_keys.append("token_type_ids")
-        if return_attention_mask:
-            out_keys.append("attention_mask")
-        if return_special_tokens_mask:
-            out_keys.append("special_tokens_mask")
-        if return_offsets_mapping:
-            out_keys.append("offset_mapping")
+        elif options.padding == "max_length":
+            target = options.max_length
+        multiple = options.pad_to_multiple_of
+        if target is not None and multiple and target % multiple:
+            target = (target // multiple + 1) * multiple
         pad_values = {
             "input_ids": self.pad_token_id,
             "token_type_ids": self.pad_token_type_id,
@@ -836,48 +932,48 @@ class BertTokenizerBase:
         if target is not None and pad_values["input_ids"] is None:
             raise ValueError("padding needs a pad_token; set one with add_special_tokens({'pad_token': '[PAD]'})")
         columns: Dict[str, List[Any]] = {}
-        for key in out_keys:
-            col = [[1] * n for n in lengths] if key == "attention_mask" else raw[key]
+        for key in options.keys:
+            column = [[1] * n for n in lengths] if key == "attention_mask" else rows[key]
             if target is not None:
                 fill = pad_values[key]
-                padded = []
-                for value, n in zip(col, lengths):
-                    if n < target:
-                        pad = [fill] * (target - n)
-                        value = list(value) + pad if padding_side == "right" else pad + list(value)
-                    padded.append(value)
-                col = padded
-            columns[key] = col
-        if return_length:
-            # HF habit: the slow tokenizer reports pre-padding lengths for batches, the fast one padded lengths
-            if batched and not self.is_fast:
-                columns["length"] = list(lengths)
-            else:
-                columns["length"] = [len(v) for v in columns["input_ids"]]
+                column = [_pad_row(value, target - n, fill, options.padding_side) for value, n in zip(column, lengths)]
+            columns[key] = column
         if encodings is not None and target is not None:
             for enc in encodings:
                 if len(enc) < target:
                     enc.pad(
                         target,
-                        direction=padding_side,
+                        direction=options.padding_side,
                         pad_id=self.pad_token_id,
                         pad_type_id=self.pad_token_type_id,
                         pad_token=self.pad_token,
                     )
-        data: Dict[str, Any] = {}
-        for key in out_keys:
-            data[key] = columns[key]
-        if "length" in columns:
-            data["length"] = columns["length"]
-        for key, value in extra.items():
-            data[key] = value
+        return columns
+
+    def _batch_encoding(
+        self,
+        columns: Dict[str, List[Any]],
+        lengths: List[int],
+        extra: Dict[str, Any],
+        encodings,
+        pairs: List[Tuple[Any, Any]],
+        batched: bool,
+        options: _CallOptions,
+    ) -> BatchEncoding:
+        """The BatchEncoding of the padded columns, plus ``length`` when asked and the encoder's extra keys; one
+        unbatched input gives flat lists, ``return_tensors`` arrays of shape ``(batch, seq_len)``."""
+        data = dict(columns)
+        if options.return_length:
+            # HF habit: the slow tokenizer reports pre-padding lengths for batches, the fast one padded lengths
+            data["length"] = lengths if batched and not self.is_fast else [len(v) for v in data["input_ids"]]
+        data.update(extra)
         # HF habit: one unbatched input gives flat lists, except fast overflow rows (several rows per input)
-        if not batched and return_tensors is None and not (self.is_fast and return_overflowing_tokens):
+        if not batched and options.return_tensors is None and not (self.is_fast and options.return_overflowing_tokens):
             data = {k: v[0] for k, v in data.items()}
         return BatchEncoding(
             data,
             encodings=encodings,
-            tensor_type=return_tensors,
+            tensor_type=options.return_tensors,
             n_sequences=max((2 if p[1] is not None else 1 for p in pairs), default=1),
         )
 
@@ -1074,12 +1170,6 @@ class BertTokenizerBase:
         return out
 
     # -- persistence ---------------------------------------------------------------------------------------------------
-
-    def _init_kwargs_for_config(self) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def _added_tokens_beyond_vocab(self) -> Dict[int, AddedToken]:
-        raise NotImplementedError
 
     def save_vocabulary(self, save_directory: PathLike, filename_prefix: Optional[str] = None) -> Tuple[str]:
         """Write ``[prefix-]vocab.txt`` (base vocabulary in id order) atomically; returns its path."""
@@ -1513,22 +1603,14 @@ class BertTokenizer(BertTokenizerBase):
             tokens = self.tokenize(text)
         return self.convert_tokens_to_ids(tokens)
 
-    def _encode_rows(
-        self,
-        pairs,
-        *,
-        batched,
-        add_special_tokens,
-        truncation,
-        max_length,
-        stride,
-        is_split_into_words,
-        return_overflowing_tokens,
-        return_offsets_mapping,
-        fields=("input_ids",),
-    ):
-        """Unpadded ``{field: [row ids]}`` for the requested fields, extra keys, and alignments (None here)."""
-        if return_offsets_mapping:
+    def _encode_rows(self, pairs: List[Tuple[Any, Any]], options: _CallOptions):
+        """Encode each row in Python: ids of the text and pair (``_ids_of``), truncation with its overflow window
+        (``_truncate_row``), special tokens (``_with_special_tokens``).
+
+        Returns unpadded ``{field: [row ids]}`` for ``options.row_fields``, the extra keys (``overflowing_tokens``,
+        ``num_truncated_tokens``) and the alignments (None: the slow tokenizer tracks none).
+        """
+        if "offset_mapping" in options.keys:
             raise NotImplementedError(
                 "return_offsets_mapping needs alignments, which only BertTokenizerFast tracks; use BertTokenizerFast"
             )
@@ -1536,35 +1618,58 @@ class BertTokenizer(BertTokenizerBase):
         overflow: List[List[int]] = []
         truncated: List[int] = []
         for first, second in pairs:
-            ids = self._ids_of(first, is_split_into_words)
-            pair_ids = self._ids_of(second, is_split_into_words) if second is not None else None
-            if return_overflowing_tokens and truncation == "longest_first" and pair_ids is not None:
+            ids = self._ids_of(first, options.is_split_into_words)
+            pair_ids = self._ids_of(second, options.is_split_into_words) if second is not None else None
+            if options.return_overflowing_tokens and options.truncation == "longest_first" and pair_ids is not None:
                 raise ValueError(
                     "overflowing tokens cannot be returned for pairs with truncation='longest_first'; "
                     "use 'only_first' or 'only_second'"
                 )
-            specials = self.num_special_tokens_to_add(pair_ids is not None) if add_special_tokens else 0
-            total = len(ids) + (len(pair_ids) if pair_ids is not None else 0) + specials
-            over: List[int] = []
-            if truncation != "do_not_truncate" and max_length is not None and total > max_length:
-                ids, pair_ids, over = self.truncate_sequences(ids, pair_ids, total - max_length, truncation, stride)
-            if return_overflowing_tokens:
+            ids, pair_ids, over, excess = self._truncate_row(ids, pair_ids, options)
+            if options.return_overflowing_tokens:
                 overflow.append(over)
-                truncated.append(total - max_length if max_length is not None else total)
-            if add_special_tokens:
-                seq = self.build_inputs_with_special_tokens(ids, pair_ids)
-                ttids = self.create_token_type_ids_from_sequences(ids, pair_ids)
-                smask = self.get_special_tokens_mask(ids, pair_ids)
-            else:
-                seq = ids + (pair_ids or [])
-                ttids = [0] * len(seq)
-                smask = [0] * len(seq)
-            rows.append({"input_ids": seq, "token_type_ids": ttids, "special_tokens_mask": smask})
+                truncated.append(excess)
+            rows.append(self._with_special_tokens(ids, pair_ids, options.add_special_tokens))
         extra: Dict[str, Any] = {}
-        if return_overflowing_tokens:
+        if options.return_overflowing_tokens:
             extra["overflowing_tokens"] = overflow
             extra["num_truncated_tokens"] = truncated
-        return {f: [r[f] for r in rows] for f in fields}, extra, None
+        return {f: [r[f] for r in rows] for f in options.row_fields}, extra, None
+
+    def _truncate_row(
+        self, ids: List[int], pair_ids: Optional[List[int]], options: _CallOptions
+    ) -> Tuple[List[int], Optional[List[int]], List[int], int]:
+        """``(ids, pair_ids, overflowing ids, excess)``: the row cut to ``options.truncation_length`` (special
+        tokens included) by ``truncate_sequences``.
+
+        ``excess`` is HF's ``num_truncated_tokens``: the row's length minus the truncation length (negative when it
+        fits), or its length when there is no truncation.
+        """
+        max_length = options.truncation_length
+        specials = self.num_special_tokens_to_add(pair_ids is not None) if options.add_special_tokens else 0
+        total = len(ids) + (len(pair_ids) if pair_ids is not None else 0) + specials
+        if max_length is None:
+            return ids, pair_ids, [], total
+        over: List[int] = []
+        if total > max_length:
+            ids, pair_ids, over = self.truncate_sequences(
+                ids, pair_ids, total - max_length, options.truncation, options.stride
+            )
+        return ids, pair_ids, over, total - max_length
+
+    def _with_special_tokens(
+        self, ids: List[int], pair_ids: Optional[List[int]], add_special_tokens: bool
+    ) -> Dict[str, List[int]]:
+        """The row's ``input_ids``, ``token_type_ids`` and ``special_tokens_mask``: ``[CLS] A [SEP] (B [SEP])`` when
+        ``add_special_tokens``, else the bare ids (all type 0, no special token)."""
+        if add_special_tokens:
+            return {
+                "input_ids": self.build_inputs_with_special_tokens(ids, pair_ids),
+                "token_type_ids": self.create_token_type_ids_from_sequences(ids, pair_ids),
+                "special_tokens_mask": self.get_special_tokens_mask(ids, pair_ids),
+            }
+        seq = ids + (pair_ids or [])
+        return {"input_ids": seq, "token_type_ids": [0] * len(seq), "special_tokens_mask": [0] * len(seq)}
 
     # -- persistence -----------------------------------------------------------------------------------------------------
 

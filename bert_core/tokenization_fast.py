@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .tokenization import (
     ADDED_TOKENS_FILE,
@@ -19,12 +19,19 @@ from .tokenization import (
     BertTokenizer,
     BertTokenizerBase,
     PathLike,
+    _CallOptions,
     _type_name,
     atomic_write_text,
     load_vocab,
 )
 
-_STRATEGY = {"longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
+# BatchEncoding key -> attribute of tokenizers.Encoding
+_ENCODING_FIELDS = {
+    "input_ids": "ids",
+    "token_type_ids": "type_ids",
+    "special_tokens_mask": "special_tokens_mask",
+    "offset_mapping": "offsets",
+}
 
 
 def _backend_added_token(tok: AddedToken):
@@ -271,7 +278,8 @@ class BertTokenizerFast(BertTokenizerBase):
         kwargs.pop("is_split_into_words", None)
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
-        return self._tokenizer.encode(text, pair, add_special_tokens=add_special_tokens).tokens
+        # an empty pair is no pair, as in HF's fast tokenizer (and this class's __call__)
+        return self._tokenizer.encode(text, pair or None, add_special_tokens=add_special_tokens).tokens
 
     def decode(
         self,
@@ -290,35 +298,48 @@ class BertTokenizerFast(BertTokenizerBase):
 
     # -- encoding rows ---------------------------------------------------------------------------------------------------
 
-    def _encode_rows(
-        self,
-        pairs,
-        *,
-        batched,
-        add_special_tokens,
-        truncation,
-        max_length,
-        stride,
-        is_split_into_words,
-        return_overflowing_tokens,
-        return_offsets_mapping,
-        fields=("input_ids",),
-    ):
-        """Unpadded ``{field: [row values]}`` for the requested fields, extra keys, and the Encodings (one per row)."""
-        backend = self._tokenizer
+    def _encode_rows(self, pairs: List[Tuple[Any, Any]], options: _CallOptions):
+        """Encode the rows in Rust: ids, truncation with its overflow window and special tokens in one
+        ``encode_batch`` (``_encode_batch``); overflow windows become extra rows (``overflow_to_sample_mapping``
+        says whose).
+
+        Returns unpadded ``{field: [row values]}`` for ``options.row_fields``, the extra keys, and the Encodings (one
+        per row).
+        """
         inputs = [first if second is None else (first, second) for first, second in pairs]
-        if is_split_into_words:
+        if options.is_split_into_words:
             inputs = [list(x) if not isinstance(x, tuple) else (list(x[0]), list(x[1])) for x in inputs]
+        encodings = self._encode_batch(inputs, options)
+        flat = []
+        mapping = []
+        for i, enc in enumerate(encodings):
+            flat.append(enc)
+            mapping.append(i)
+            if options.return_overflowing_tokens:
+                for over in enc.overflowing:
+                    flat.append(over)
+                    mapping.append(i)
+        columns = {f: [getattr(e, _ENCODING_FIELDS[f]) for e in flat] for f in options.row_fields}
+        extra: Dict[str, Any] = {}
+        if options.return_overflowing_tokens:
+            extra["overflow_to_sample_mapping"] = mapping
+        return columns, extra, flat
+
+    def _encode_batch(self, inputs: list, options: _CallOptions) -> list:
+        """``backend.encode_batch`` with truncation switched on for this call only; the Rust errors (and panics)
+        become ValueError / RuntimeError that name the argument to change."""
+        backend = self._tokenizer
+        max_length, truncation, stride = options.truncation_length, options.truncation, options.stride
         try:
-            if truncation != "do_not_truncate" and max_length is not None:
+            if max_length is not None:
                 backend.enable_truncation(
-                    max_length, stride=stride, strategy=_STRATEGY[truncation], direction=self.truncation_side
+                    max_length, stride=stride, strategy=truncation, direction=self.truncation_side
                 )
             else:
                 backend.no_truncation()
             try:
-                encodings = backend.encode_batch(
-                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                return backend.encode_batch(
+                    inputs, add_special_tokens=options.add_special_tokens, is_pretokenized=options.is_split_into_words
                 )
             except BaseException as err:  # Rust raises Exception, or a PanicException (a BaseException)
                 if isinstance(err, (KeyboardInterrupt, SystemExit, GeneratorExit)):
@@ -340,26 +361,6 @@ class BertTokenizerFast(BertTokenizerBase):
                 raise
         finally:
             backend.no_truncation()
-        flat = []
-        mapping = []
-        for i, enc in enumerate(encodings):
-            flat.append(enc)
-            mapping.append(i)
-            if return_overflowing_tokens:
-                for over in enc.overflowing:
-                    flat.append(over)
-                    mapping.append(i)
-        getters = {
-            "input_ids": "ids",
-            "token_type_ids": "type_ids",
-            "special_tokens_mask": "special_tokens_mask",
-            "offset_mapping": "offsets",
-        }
-        columns = {f: [getattr(e, getters[f]) for e in flat] for f in fields}
-        extra: Dict[str, Any] = {}
-        if return_overflowing_tokens:
-            extra["overflow_to_sample_mapping"] = mapping
-        return columns, extra, flat
 
     # -- persistence -----------------------------------------------------------------------------------------------------
 

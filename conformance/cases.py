@@ -22,7 +22,7 @@ Multiple choice adds a choices axis: (B, C=2, S) for ids/masks, (B, C, S, hidden
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List
 
 import numpy as np
@@ -34,7 +34,6 @@ BATCH = 2
 SEQ = 8
 CHOICES = 2
 ENC_SEQ = 5
-PREFIX = 4
 DECODER_HEADS = ("BertModel", "BertLMHeadModel")
 #: heads for which gradient parity is checked (loss from labels)
 GRAD_HEADS = ("BertForMaskedLM", "BertForSequenceClassification", "BertForQuestionAnswering", "BertLMHeadModel")
@@ -54,7 +53,6 @@ class Case:
     decoder: bool = False
     kind: str = "forward"
     prefix: int = 0
-    tags: List[str] = field(default_factory=list)
 
 
 def decoder_config(config: BertConfig) -> BertConfig:

@@ -89,6 +89,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
+    if not args.verify:
+        unused = [
+            flag
+            for flag, value in (("--backends", args.backends), ("--tolerance", args.tolerance), ("--json", args.json))
+            if value is not None
+        ]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} only apply with --verify")
     tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else DEFAULT_TOLERANCE
     say = _progress(args.quiet)
     result = convert(

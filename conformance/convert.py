@@ -24,6 +24,7 @@ import numpy as np
 
 from bert_core.checkpoint import WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
 from bert_core.config import BertConfig
+from bert_core.hub import looks_like_hub_id
 from bert_core.weights import HEADS, match_state_dict, normalize_state_dict
 
 from .default import Checkpoint
@@ -102,9 +103,9 @@ def detect_source(src: str) -> Tuple[str, Path]:
             f"unrecognised source file {str(src)!r}: expected a .keras file, a TF1 checkpoint file, or one of {list(WEIGHT_FILES)}"
         )
     text = str(src)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith((".", "/")):
+    if looks_like_hub_id(text):
         return "hub", Path(text)
-    raise ConversionError(f"source {text!r} does not exist (and is not a hub id like 'org/name')")
+    raise ConversionError(f"source {text!r} does not exist (and it is not a hub repo id 'org/name')")
 
 
 def infer_head(names: Sequence[str], config: BertConfig) -> str:
@@ -357,11 +358,13 @@ def convert(
     """Convert ``src`` to a canonical HF directory ``dst`` (``to="savedmodel"``: a serving SavedModel instead)."""
     source = read_source(src)
     dst = Path(dst)
+    if to not in ("hf", "savedmodel"):
+        raise ConversionError(f"unknown --to {to!r}; expected 'hf' or 'savedmodel'")
+    if verify_result and to != "hf":
+        raise ConversionError("--verify compares the converted HF directory with the source; it needs --to hf")
     if to == "savedmodel":
         files = export_savedmodel(source, dst)
         return ConvertResult(source, dst, files)
-    if to != "hf":
-        raise ConversionError(f"unknown --to {to!r}; expected 'hf' or 'savedmodel'")
     files = write_canonical(source, dst)
     result = ConvertResult(source, dst, files)
     if verify_result:

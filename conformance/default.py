@@ -10,9 +10,8 @@ parameter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -34,8 +33,6 @@ class Checkpoint:
     config: BertConfig
     state: "OrderedDict[str, np.ndarray]"
     name: str
-    directory: Optional[Path] = None
-    extra: dict = field(default_factory=dict)
 
 
 def default_config() -> BertConfig:
@@ -78,13 +75,11 @@ def load_checkpoint_any(source) -> Checkpoint:
     if isinstance(source, Checkpoint):
         return source
     from bert_core.checkpoint import check_config_agrees, load_checkpoint
+    from bert_core.hub import looks_like_hub_id
 
     text = str(source)
-    path = Path(text)
-    if not path.exists() and (path.is_absolute() or text.startswith((".", "~")) or text.count("/") != 1):
-        raise FileNotFoundError(
-            f"checkpoint {text!r} does not exist (expected a directory or a hub id like 'org/name')"
-        )
+    if not Path(text).exists() and not looks_like_hub_id(text):
+        raise FileNotFoundError(f"checkpoint {text!r} does not exist (and it is not a hub repo id 'org/name')")
     config, state, directory, file_name = load_checkpoint(text)
     check_config_agrees(config, state, directory / file_name)
-    return Checkpoint(config=config, state=state, name=text, directory=directory)
+    return Checkpoint(config=config, state=state, name=text)

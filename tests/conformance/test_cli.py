@@ -65,6 +65,11 @@ def test_errors(tmp_path, capsys):
     assert main(["parity", "--tolerance", "tight"]) == 2
     assert main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # the options of --verify are refused without it rather than ignored
+    assert (
+        main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "out"), "--backends", "torch", "--json", "r"]) == 2
+    )
+    assert "--backends, --json only apply with --verify" in capsys.readouterr().err
 
 
 def test_backend_not_installed_names_the_extra(monkeypatch, capsys):

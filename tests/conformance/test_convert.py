@@ -248,6 +248,12 @@ def test_errors_name_the_problem(ckpt, tmp_path):
     save_state_dict(ckpt.state, bad)
     with pytest.raises(CheckpointError, match="vocab_size"):
         read_source(bad)
+    good = _hf_dir(ckpt, tmp_path / "good")
+    save_state_dict(ckpt.state, good)
+    with pytest.raises(ConversionError, match="needs --to hf"):
+        convert(good, tmp_path / "serving", to="savedmodel", verify_result=True)
+    with pytest.raises(ConversionError, match="unknown --to"):
+        convert(good, tmp_path / "out", to="onnx")
 
 
 def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
@@ -280,3 +286,24 @@ def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
         {"input_ids": ids.astype(np.int64), "attention_mask": mask, "token_type_ids": np.zeros_like(ids, np.int64)},
     )
     np.testing.assert_allclose(out["logits"].numpy(), ref["logits"], atol=1e-5)
+
+
+def test_hub_id_rule_is_the_one_of_bert_core(tmp_path, monkeypatch):
+    from bert_core.hub import looks_like_hub_id
+    from conformance.default import load_checkpoint_any
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    # names no hub cache holds: an id must reach the (offline) hub lookup, a non-id must be refused before it
+    for text in ("absent-model-0f3c", "nobody-0f3c/missing", "a--b", "org/name/extra", "./here", "-x"):
+        if looks_like_hub_id(text):
+            assert detect_source(text) == ("hub", Path(text))
+            with pytest.raises(ConversionError, match="could not be fetched as a hub id"):
+                read_source(text)
+            with pytest.raises(FileNotFoundError, match="could not resolve"):
+                load_checkpoint_any(text)
+        else:
+            with pytest.raises(ConversionError, match="does not exist"):
+                detect_source(text)
+            with pytest.raises(FileNotFoundError, match="does not exist"):
+                load_checkpoint_any(text)

@@ -246,3 +246,64 @@ def test_stride_too_large(fast, slow):
     # HF's slow tokenizer accepts it: the overflow window is stride + removed tokens
     enc = slow("a b c d e f g h", truncation=True, max_length=5, stride=3, return_overflowing_tokens=True)
     assert enc.input_ids == [101, 1037, 1038, 1039, 102] and len(enc.overflowing_tokens) == 8
+
+
+# -- empty sequences in pairs ---------------------------------------------------------------------------------------------
+
+# What HF's BertTokenizerFast (transformers 4.57.6) returns on the MiniLM vocabulary. An empty unbatched text_pair is
+# no pair there ([CLS] A [SEP]); HF's slow tokenizer gives [CLS] A [SEP] [SEP] instead, and we follow the fast one with
+# both of ours. Inside a batch an empty second text stays a pair in both HF tokenizers.
+EMPTY_PAIR_EXPECTED = [
+    (("hello world", ""), {}, [101, 7592, 2088, 102], [0, 0, 0, 0]),
+    (("", "hello world"), {}, [101, 102, 7592, 2088, 102], [0, 0, 1, 1, 1]),
+    (("", ""), {}, [101, 102], [0, 0]),
+    ((["hello", "world"], []), dict(is_split_into_words=True), [101, 7592, 2088, 102], [0, 0, 0, 0]),
+    (("hello world there", ""), dict(truncation=True, max_length=4), [101, 7592, 2088, 102], [0, 0, 0, 0]),
+    (
+        ("hello world there", ""),
+        dict(truncation="only_first", max_length=4, padding="max_length"),
+        [101, 7592, 2088, 102],
+        [0, 0, 0, 0],
+    ),
+    (
+        (["hello world", "a", ""], ["", "b c", ""]),
+        dict(padding=True),
+        [[101, 7592, 2088, 102, 102, 0], [101, 1037, 102, 1038, 1039, 102], [101, 102, 102, 0, 0, 0]],
+        [[0, 0, 0, 0, 1, 0], [0, 0, 0, 1, 1, 1], [0, 0, 1, 0, 0, 0]],
+    ),
+    (
+        (["hello world there", ""], ["", "hello world there"]),
+        dict(truncation=True, max_length=4, padding=True),
+        [[101, 7592, 102, 102], [101, 102, 7592, 102]],
+        [[0, 0, 0, 1], [0, 0, 1, 1]],
+    ),
+    (
+        ([("hello world there", ""), ("", "")],),
+        dict(truncation="only_first", max_length=4, padding="max_length"),
+        [[101, 7592, 102, 102], [101, 102, 102, 0]],
+        [[0, 0, 0, 1], [0, 0, 1, 0]],
+    ),
+]
+
+
+@pytest.mark.parametrize("which", ["slow", "fast"])
+@pytest.mark.parametrize("args, kwargs, ids, type_ids", EMPTY_PAIR_EXPECTED)
+def test_empty_pair_side_equals_hf_fast(which, args, kwargs, ids, type_ids, request):
+    tok = request.getfixturevalue(which)
+    enc = tok(*args, **kwargs)
+    assert enc.input_ids == ids and enc.token_type_ids == type_ids
+
+
+@pytest.mark.parametrize("which", ["slow", "fast"])
+def test_empty_pair_encode_and_padding_side(which, request):
+    tok = request.getfixturevalue(which)
+    assert tok.encode("hello", "") == [101, 7592, 102]
+    assert tok("hello", "").n_sequences == 1 and tok(["hello"], [""]).n_sequences == 2
+    assert tok("a", "", return_tensors="np").input_ids.shape == (1, 3)
+    enc = tok(["a", ""], ["", "b"], padding=True, padding_side="left", return_special_tokens_mask=True)
+    assert enc.input_ids == [[101, 1037, 102, 102], [101, 102, 1038, 102]]
+    assert enc.special_tokens_mask == [[1, 0, 1, 1], [1, 1, 0, 1]]
+
+
+def test_fast_tokenize_empty_pair(fast):
+    assert fast.tokenize("hello", pair="", add_special_tokens=True) == ["[CLS]", "hello", "[SEP]"]
