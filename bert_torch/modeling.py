@@ -1,12 +1,13 @@
 """BERT in PyTorch, numerically equal to HF transformers 4.57 ``modeling_bert``.
 
-Read top to bottom: activations, then the module ladder named like the checkpoint (``embeddings``,
-``encoder.layer.{i}.attention.self.query`` ...), then ``BertModel``, the shared model machinery (weights in and out
-through ``bert_core``), and the eight heads. Every weight name, shape, initial value, output class and input check
+One program in three frameworks (``docs/ladder.md``): ``bert_tf/modeling.py`` and ``bert_flax/modeling.py`` are this
+file transliterated. Read top to bottom: activations, input checks, masks and losses, the module ladder named like the
+checkpoint (``embeddings``, ``encoder.layer.{i}.attention.self.query`` ...), the cache, then the models: the shared
+machinery, ``BertModel`` and the eight heads. Every weight name, shape, initial value, output class and input check
 comes from ``bert_core``; this file only computes.
 
-Shapes below: B batch, S new sequence length, P cached (past) length, K = P + S key length, E encoder length,
-H hidden size, N heads, D head size (H / N), V vocab size.
+Shapes: B batch, S new sequence length, P cached (past) length, K = P + S keys, E encoder length, H hidden size,
+N heads, D head size (H / N), V vocab size, C choices.
 """
 
 from __future__ import annotations
@@ -39,13 +40,9 @@ from bert_core.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from bert_core.weights import TIED_DECODER, backend_path, stored_weights
+from bert_core.weights import backend_path, check_weights_match, head_has_pooler, stored_weights
 
-# A layer's cache entry: (self_k, self_v) or (self_k, self_v, cross_k, cross_v), each (B, N, K or E, D).
-LayerCache = Tuple[torch.Tensor, ...]
-
-
-# ----------------------------------------------------------------------------------------------- activations
+# ---- activations
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +58,7 @@ def _gelu_python(x: torch.Tensor) -> torch.Tensor:
     return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
-ACTIVATIONS = {
+ACT2FN = {
     "gelu": F.gelu,
     "gelu_python": _gelu_python,
     "gelu_new": _gelu_tanh,
@@ -76,6 +73,9 @@ ACTIVATIONS = {
 }
 
 
+# ---- input checks
+
+
 def _is_tracing() -> bool:
     """True under torch.compile / torch.export, where reading tensor values (``.item()``) is not allowed."""
     compiler = getattr(torch, "compiler", None)
@@ -85,7 +85,137 @@ def _is_tracing() -> bool:
     return bool(compiler.is_compiling() or is_exporting())
 
 
-# ----------------------------------------------------------------------------------------------- embeddings
+def _static(dim: Any) -> Optional[int]:
+    # A dim torch.export / dynamic compile made symbolic is unknown to the checks (None), not a value to guard on.
+    return dim if isinstance(dim, int) else None
+
+
+def _array_info(x: Optional[torch.Tensor], values: bool) -> Optional[validation.ArrayInfo]:
+    """What ``bert_core.validation`` needs to know of ``x``: shape, dtype kind, and (when ``values`` and ``x`` holds
+    integers) its min and max. None for a missing input."""
+    if x is None:
+        return None
+    dtype = x.dtype
+    if dtype == torch.bool:
+        kind = "b"
+    elif dtype.is_complex:
+        kind = "c"
+    elif dtype.is_floating_point:
+        kind = "f"
+    else:
+        kind = "i" if dtype.is_signed else "u"
+    low = high = None
+    if values and kind in "iu" and x.numel():
+        low, high = (int(v) for v in torch.aminmax(x))
+    return validation.ArrayInfo(tuple(_static(d) for d in x.shape), kind, low, high)
+
+
+def _check_inputs(
+    config: BertConfig,
+    input_ids,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    head_mask,
+    inputs_embeds,
+    encoder_hidden_states,
+    encoder_attention_mask,
+    past_key_values,
+) -> None:
+    """``bert_core.validation.check_inputs`` on these tensors. Id ranges are checked only when not tracing."""
+    values = not _is_tracing()
+    validation.check_inputs(
+        config,
+        input_ids=_array_info(input_ids, values),
+        attention_mask=_array_info(attention_mask, False),
+        token_type_ids=_array_info(token_type_ids, values),
+        position_ids=_array_info(position_ids, values),
+        head_mask=_array_info(head_mask, False),
+        inputs_embeds=_array_info(inputs_embeds, False),
+        encoder_hidden_states=_array_info(encoder_hidden_states, False),
+        encoder_attention_mask=_array_info(encoder_attention_mask, False),
+        has_cache=past_key_values is not None,
+        past_length=_static(_past_length(past_key_values)),
+    )
+
+
+# ---- masks and losses
+
+
+def _extended_attention_mask(
+    config: BertConfig, attention_mask: torch.Tensor, seq_len: int, past_length: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """1 keep / 0 drop mask (B, K), (B, S, K) or (B, 1|N, S, K) -> additive float (B, 1|N, 1|S, K): 0 where kept,
+    ``finfo(dtype).min`` where dropped. A decoder's (B, K) mask is combined with the causal mask."""
+    if attention_mask.dim() == 4:
+        mask = attention_mask
+    elif attention_mask.dim() == 3:
+        mask = attention_mask[:, None, :, :]
+    elif config.is_decoder:
+        device = attention_mask.device
+        # Query i sits at absolute position P + i and sees keys 0..P+i.
+        query_position = torch.arange(seq_len, device=device)[:, None] + past_length
+        causal = torch.arange(attention_mask.shape[1], device=device)[None, :] <= query_position
+        mask = causal[None, None, :, :].to(attention_mask.dtype) * attention_mask[:, None, None, :]
+    else:
+        mask = attention_mask[:, None, None, :]
+    return (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
+
+
+def _encoder_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cross-attention mask, 1 keep / 0 drop, (B, E), (B, S, E) or (B, 1|N, S, E) -> additive float (B, 1|N, 1|S, E)."""
+    if mask.dim() == 2:
+        mask = mask[:, None, None, :]
+    elif mask.dim() == 3:
+        mask = mask[:, None, :, :]
+    return (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
+
+
+def _head_mask(head_mask: Optional[torch.Tensor], num_layers: int, dtype: torch.dtype) -> Optional[torch.Tensor]:
+    """(N,) or (L, N), 1 keep / 0 drop -> (L, 1, N, 1, 1): row i multiplies layer i's probabilities (B, N, S, K)."""
+    if head_mask is None:
+        return None
+    if head_mask.dim() == 1:
+        head_mask = head_mask[None].expand(num_layers, -1)
+    return head_mask[:, None, :, None, None].to(dtype)
+
+
+def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean cross entropy over the labels != ignore_index, in float32; logits (..., classes), labels (...)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=ignore_index)
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (HF's MSELoss); the caller applies HF's squeeze rule for one label."""
+    return F.mse_loss(a, b)
+
+
+def _bce_with_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross entropy on logits (HF's BCEWithLogitsLoss), labels float multi-hot of the logits' shape."""
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def _sampling_logits(
+    logits: torch.Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float]
+) -> torch.Tensor:
+    """HF's sampling processors in HF's order: temperature, top-k, top-p; removed tokens get -inf. logits (B, V)."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k is not None:
+        # keep every logit >= the k-th largest (ties with it included)
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        # ascending order: drop the least likely tokens while their cumulative probability is <= 1 - top_p,
+        # always keeping the most likely one (the last)
+        sorted_logits, order = torch.sort(logits, descending=False)
+        drop_sorted = sorted_logits.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
+        drop_sorted[:, -1] = False
+        logits = logits.masked_fill(drop_sorted.scatter(1, order, drop_sorted), float("-inf"))
+    return logits
+
+
+# ---- the ladder
 
 
 class BertEmbeddings(nn.Module):
@@ -108,22 +238,20 @@ class BertEmbeddings(nn.Module):
         inputs_embeds: Optional[torch.Tensor] = None,
         past_length: int = 0,
     ) -> torch.Tensor:
-        """input_ids int (B, S) or inputs_embeds float (B, S, H); position_ids default to P..P+S-1."""
+        """input_ids int (B, S) or inputs_embeds float (B, S, H); token_type_ids default zeros; position_ids int
+        (B or 1, S) default P..P+S-1 (used only with absolute positions)."""
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
-        batch, seq = inputs_embeds.shape[:2]
+        batch, seq_len = inputs_embeds.shape[:2]
         device = inputs_embeds.device
         if token_type_ids is None:
-            token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
+            token_type_ids = torch.zeros((batch, seq_len), dtype=torch.long, device=device)
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         if self.position_embedding_type == "absolute":
             if position_ids is None:
-                position_ids = torch.arange(past_length, past_length + seq, device=device)[None, :]
+                position_ids = torch.arange(past_length, past_length + seq_len, device=device)[None, :]
             embeddings = embeddings + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(embeddings))
-
-
-# ----------------------------------------------------------------------------------------------- attention
 
 
 class BertSelfAttention(nn.Module):
@@ -159,27 +287,30 @@ class BertSelfAttention(nn.Module):
         attention_mask: Optional[torch.Tensor] = None,
         head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
-        past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        past_key_value: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
         cache_active: bool = False,
         output_attentions: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
-        """hidden_states float (B, S, H); attention_mask additive float broadcastable to (B, N, S, K).
+        """hidden_states float (B, S, H); attention_mask additive float broadcastable to (B, N, S, K); head_mask
+        (1, N, 1, 1) or None; encoder_hidden_states float (B, E, H) makes this cross-attention.
 
-        For cross-attention ``past`` holds the encoder keys/values, reused instead of recomputed.
+        past_key_value: (keys, values) each (B, N, P, D), extended with this step's; for cross-attention the encoder
+        keys/values (B, N, E, D), reused instead of recomputed. cache_active: a cache is in use (relative positions
+        then place every query at the last key, as HF 4.57 does).
 
         Returns:
-            (context float (B, S, H), probs float (B, N, S, K) or None, (keys, values) each (B, N, K, D)).
+            (context float (B, S, H), probs float (B, N, S, K) or None, present (keys, values) each (B, N, K, D)).
         """
-        query = self._heads(self.query(hidden_states))
+        query = self._heads(self.query(hidden_states))  # (B, N, S, D)
         is_cross = encoder_hidden_states is not None
-        if is_cross and past is not None:
-            key, value = past
+        if is_cross and past_key_value is not None:
+            key, value = past_key_value
         else:
             source = encoder_hidden_states if is_cross else hidden_states
-            key, value = self._heads(self.key(source)), self._heads(self.value(source))
-            if past is not None:
-                key = torch.cat([past[0], key], dim=2)
-                value = torch.cat([past[1], value], dim=2)
+            key, value = self._heads(self.key(source)), self._heads(self.value(source))  # (B, N, S|E, D)
+            if past_key_value is not None:
+                key = torch.cat([past_key_value[0], key], dim=2)  # (B, N, K, D)
+                value = torch.cat([past_key_value[1], value], dim=2)
         relative = self.position_embedding_type in ("relative_key", "relative_key_query")
 
         if self.use_sdpa and not (output_attentions or head_mask is not None or relative):
@@ -192,7 +323,7 @@ class BertSelfAttention(nn.Module):
             )
             probs = None
         else:
-            scores = torch.matmul(query, key.transpose(-1, -2))
+            scores = torch.matmul(query, key.transpose(-1, -2))  # (B, N, S, K)
             if relative:
                 q_len, k_len = query.shape[2], key.shape[2]
                 if cache_active:
@@ -211,8 +342,8 @@ class BertSelfAttention(nn.Module):
             probs = self.dropout(torch.softmax(scores, dim=-1))
             if head_mask is not None:
                 probs = probs * head_mask
-            context = torch.matmul(probs, value)
-        context = context.transpose(1, 2).reshape(hidden_states.shape[0], -1, self.all_head_size)
+            context = torch.matmul(probs, value)  # (B, N, S, D)
+        context = context.transpose(1, 2).reshape(hidden_states.shape[0], -1, self.all_head_size)  # (B, S, N*D)
         return context, (probs if output_attentions else None), (key, value)
 
 
@@ -260,21 +391,29 @@ class BertAttention(nn.Module):
 
     def forward(
         self,
-        hidden_states,
-        attention_mask=None,
-        head_mask=None,
-        encoder_hidden_states=None,
-        past=None,
-        cache_active=False,
-        output_attentions=False,
-    ):
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        past_key_value: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        cache_active: bool = False,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
+        """As :class:`BertSelfAttention`; returns (output float (B, S, H), probs or None, present)."""
         context, probs, present = self.self(
-            hidden_states, attention_mask, head_mask, encoder_hidden_states, past, cache_active, output_attentions
+            hidden_states,
+            attention_mask,
+            head_mask,
+            encoder_hidden_states,
+            past_key_value,
+            cache_active,
+            output_attentions,
         )
         return self.output(context, hidden_states), probs, present
 
 
 def _prune_linear(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A copy of ``layer`` keeping only the output (dim 0) or input (dim 1) features in ``index``."""
     index = index.to(layer.weight.device)
     weight = layer.weight.index_select(dim, index).detach().clone()
     bias = layer.bias if dim == 1 else layer.bias[index]
@@ -285,16 +424,13 @@ def _prune_linear(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-# ----------------------------------------------------------------------------------------------- feed-forward
-
-
 class BertIntermediate(nn.Module):
     """dense H -> intermediate_size, then config.hidden_act."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = ACTIVATIONS[config.hidden_act]
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.intermediate_act_fn(self.dense(hidden_states))
@@ -329,28 +465,26 @@ class BertLayer(nn.Module):
 
     def forward(
         self,
-        hidden_states,
-        attention_mask=None,
-        head_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        past: Optional[LayerCache] = None,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_value: Optional[LayerCache] = None,
         cache_active: bool = False,
         output_attentions: bool = False,
-    ):
-        """Returns (hidden float (B, S, H), self probs or None, cross probs or None, present cache entry)."""
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], LayerCache]:
+        """past_key_value: (self_k, self_v) or (self_k, self_v, cross_k, cross_v) (see "caches").
+
+        Returns (hidden float (B, S, H), self probs or None, cross probs or None, present cache entry).
+        """
+        self_past = None if past_key_value is None else past_key_value[:2]
         attention_output, self_probs, present = self.attention(
-            hidden_states,
-            attention_mask,
-            head_mask,
-            None,
-            None if past is None else past[:2],
-            cache_active,
-            output_attentions,
+            hidden_states, attention_mask, head_mask, None, self_past, cache_active, output_attentions
         )
         cross_probs = None
         if encoder_hidden_states is not None:
-            cross_past = past[2:] if past is not None and len(past) == 4 else None
+            cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output,
                 encoder_attention_mask,
@@ -385,17 +519,19 @@ class BertEncoder(nn.Module):
 
     def forward(
         self,
-        hidden_states,
-        attention_mask=None,
-        head_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        past_key_values=None,
-        use_cache=False,
-        cache_active=False,
-        output_attentions=False,
-        output_hidden_states=False,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_values: Optional[Sequence[LayerCache]] = None,
+        use_cache: bool = False,
+        cache_active: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """hidden_states float (B, S, H); head_mask (L, 1, N, 1, 1) or None (``_head_mask``). The updated cache comes
+        back as ``past_key_values`` when use_cache."""
         all_hidden = () if output_hidden_states else None
         all_self = () if output_attentions else None
         all_cross = () if output_attentions and self.config.add_cross_attention else None
@@ -403,15 +539,13 @@ class BertEncoder(nn.Module):
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
-            layer_head_mask = None if head_mask is None else head_mask[i]
-            past = None if past_key_values is None else past_key_values[i]
             args = (
                 hidden_states,
                 attention_mask,
-                layer_head_mask,
+                None if head_mask is None else head_mask[i],
                 encoder_hidden_states,
                 encoder_attention_mask,
-                past,
+                None if past_key_values is None else past_key_values[i],
                 cache_active,
                 output_attentions,
             )
@@ -450,14 +584,13 @@ class BertPooler(nn.Module):
         return self.activation(self.dense(hidden_states[:, 0]))
 
 
-# ----------------------------------------------------------------------------------------------- LM / NSP heads
-
-
 class BertPredictionHeadTransform(nn.Module):
+    """dense H -> H, config.hidden_act, LayerNorm."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = ACTIVATIONS[config.hidden_act]
+        self.transform_act_fn = ACT2FN[config.hidden_act]
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -480,6 +613,8 @@ class BertLMPredictionHead(nn.Module):
 
 
 class BertOnlyMLMHead(nn.Module):
+    """``cls`` of the LM heads: ``predictions``."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
@@ -489,6 +624,8 @@ class BertOnlyMLMHead(nn.Module):
 
 
 class BertOnlyNSPHead(nn.Module):
+    """``cls`` of next-sentence prediction: ``seq_relationship``, pooled (B, H) -> (B, 2)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.seq_relationship = nn.Linear(config.hidden_size, 2)
@@ -498,22 +635,39 @@ class BertOnlyNSPHead(nn.Module):
 
 
 class BertPreTrainingHeads(nn.Module):
+    """``cls`` of pre-training: ``predictions`` (B, S, V) and ``seq_relationship`` (B, 2)."""
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
         self.seq_relationship = nn.Linear(config.hidden_size, 2)
 
-    def forward(self, sequence_output, pooled_output):
+    def forward(self, sequence_output: torch.Tensor, pooled_output: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-# ----------------------------------------------------------------------------------------------- shared machinery
+# ---- caches
+# HF's legacy tuples: ``past_key_values`` holds one entry per layer, ``past_key_value`` = (self_k, self_v) or, with
+# cross-attention, (self_k, self_v, cross_k, cross_v), each float (B, N, P or E, D). A layer returns its ``present``
+# entry (keys and values including this step's); ``cache_active`` is the one flag that travels down the ladder.
+
+LayerCache = Tuple[torch.Tensor, ...]
+
+
+def _past_length(past_key_values: Optional[Sequence[LayerCache]]) -> int:
+    """P, the number of tokens already cached (0 without a cache)."""
+    return 0 if past_key_values is None else past_key_values[0][0].shape[2]
+
+
+# ---- models
 
 
 class BertPreTrainedModel(nn.Module):
-    """Weights in/out through ``bert_core`` (canonical names, PyTorch layout), save/load, embeddings helpers.
+    """Shared machinery: construction, canonical weights in and out (``bert_core`` names, PyTorch layout),
+    from_pretrained / save_pretrained, output flags, embeddings, tying, resizing, pruning, checkpointing.
 
-    Subclasses set ``head_name`` and build their modules in ``__init__`` then call :meth:`_post_init`.
+    Subclasses set ``head_name`` (it keys the weight table), build their modules in ``__init__`` and end with
+    :meth:`_post_init`.
     """
 
     head_name = "BertModel"
@@ -526,6 +680,7 @@ class BertPreTrainedModel(nn.Module):
         self.config = config
 
     def _post_init(self, seed: Optional[int]) -> None:
+        """Tie the decoder, draw the initial weights from ``seed`` (``bert_core.init``; None: skip), select SDPA."""
         self.tie_weights()
         if seed is not None:
             self.load_canonical_weights(
@@ -533,7 +688,19 @@ class BertPreTrainedModel(nn.Module):
             )
         self.set_attn_implementation("sdpa")
 
-    # -------------------------------------------------------------- canonical weights
+    def _flags(
+        self, output_attentions: Optional[bool], output_hidden_states: Optional[bool], return_dict: Optional[bool]
+    ) -> Tuple[bool, bool, bool]:
+        """The three output switches, each defaulting to the config's."""
+        config = self.config
+        return (
+            config.output_attentions if output_attentions is None else bool(output_attentions),
+            config.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
+            config.use_return_dict if return_dict is None else bool(return_dict),
+        )
+
+    # canonical weights
+
     def _weight_table(self):
         return stored_weights(self.config, self.head_name, self._add_pooling_layer)
 
@@ -548,21 +715,10 @@ class BertPreTrainedModel(nn.Module):
         """Set every stored tensor from canonical PyTorch-layout arrays (names of ``bert_core.weights.stored_weights``).
 
         Raises:
-            KeyError: names missing from ``weights`` or not tensors of this model (all listed).
-            ValueError: arrays with the wrong shape, naming each with both shapes.
+            ValueError: missing or unexpected names, or arrays of the wrong shape (all listed).
         """
         table = self._weight_table()
-        missing = [n for n in table if n not in weights]
-        unexpected = [n for n in weights if n not in table and n != TIED_DECODER]
-        if missing or unexpected:
-            raise KeyError(f"{self.head_name}.load_canonical_weights: missing {missing}, unexpected {unexpected}")
-        wrong = [
-            f"{n}: got {tuple(np.shape(weights[n]))}, expected {spec.shape}"
-            for n, spec in table.items()
-            if tuple(np.shape(weights[n])) != spec.shape
-        ]
-        if wrong:
-            raise ValueError(f"{self.head_name}.load_canonical_weights: wrong shapes: {'; '.join(wrong)}")
+        check_weights_match(table, weights, self.head_name)
         with torch.no_grad():
             for name in table:
                 target = self._tensor(name)
@@ -574,10 +730,12 @@ class BertPreTrainedModel(nn.Module):
             (name, self._tensor(name).detach().to("cpu", torch.float32).numpy().copy()) for name in self._weight_table()
         )
 
-    # -------------------------------------------------------------- load / save
+    # load / save
+
     @classmethod
-    def _build(cls, config: BertConfig, seed: Optional[int], add_pooling_layer: Optional[bool]):
-        return cls(config, seed=seed)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        """Constructor arguments besides config and seed; a head has none (its pooler is fixed by the table)."""
+        return {}
 
     @classmethod
     def from_pretrained(
@@ -592,21 +750,23 @@ class BertPreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         seed: int = 0,
-        torch_dtype: Optional[Union[str, torch.dtype]] = None,
         add_pooling_layer: Optional[bool] = None,
+        torch_dtype: Optional[Union[str, torch.dtype]] = None,
         **config_overrides: Any,
     ):
         """Load a local directory or hub id (safetensors / .bin / .h5 / .msgpack) into this head, in eval mode.
 
         Head weights the checkpoint lacks are initialised from ``seed`` (``bert_core.init``). ``config_overrides``
         (``num_labels=``, ``id2label=``, ``problem_type=``, ``is_decoder=`` ...) update the loaded config.
+        ``add_pooling_layer``: BertModel only (default True); a head's pooler is fixed.
         ``torch_dtype``: a torch dtype, its name ("bfloat16"), or "auto" (float32; checkpoints are read as float32).
 
         Returns:
             the model, or ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})``
             when ``output_loading_info``.
         """
-        pool = add_pooling_layer if cls.head_name == "BertModel" else None
+        init_kwargs = cls._init_kwargs(add_pooling_layer)
+        pool = init_kwargs.get("add_pooling_layer")
         config, weights, info = load_head_weights(
             name_or_path,
             cls.head_name,
@@ -621,7 +781,7 @@ class BertPreTrainedModel(nn.Module):
         )
         # Built on the meta device: torch's own random init of every layer would be thrown away by the load below.
         with torch.device("meta"):
-            model = cls._build(config, None, pool)
+            model = cls(config, seed=None, **init_kwargs)
         model.to_empty(device="cpu")
         model.tie_weights()
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
@@ -640,7 +800,8 @@ class BertPreTrainedModel(nn.Module):
             max_shard_size=max_shard_size,
         )
 
-    # -------------------------------------------------------------- embeddings / tying / pruning
+    # embeddings, tying, resizing, pruning, attention implementation, checkpointing
+
     def _backbone(self) -> "BertModel":
         return self if isinstance(self, BertModel) else self.bert
 
@@ -747,15 +908,9 @@ class BertPreTrainedModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _finish(output, return_dict: Optional[bool], config: BertConfig):
-    return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
-
-
-def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = -100):
-    return F.cross_entropy(logits.reshape(-1, num_classes), labels.reshape(-1), ignore_index=ignore_index)
-
-
-# ----------------------------------------------------------------------------------------------- BertModel
+def _finish(output, return_dict: bool):
+    """The output dataclass, or its ``to_tuple()`` (None fields left out) when return_dict is False."""
+    return output if return_dict else output.to_tuple()
 
 
 class BertModel(BertPreTrainedModel):
@@ -770,7 +925,7 @@ class BertModel(BertPreTrainedModel):
 
     head_name = "BertModel"
 
-    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
         self._add_pooling_layer = bool(add_pooling_layer)
         self.embeddings = BertEmbeddings(config)
@@ -779,78 +934,8 @@ class BertModel(BertPreTrainedModel):
         self._post_init(seed)
 
     @classmethod
-    def _build(cls, config, seed, add_pooling_layer):
-        return cls(config, add_pooling_layer=True if add_pooling_layer is None else add_pooling_layer, seed=seed)
-
-    def _validate(
-        self,
-        input_ids,
-        inputs_embeds,
-        attention_mask,
-        token_type_ids,
-        position_ids,
-        head_mask,
-        encoder_hidden_states,
-        past_key_values,
-    ) -> int:
-        """Eager input checks (bert_core wording). Value checks are skipped while tracing. Returns the past length."""
-        config = self.config
-        validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
-        validation.check_decoder_inputs(config, encoder_hidden_states is not None, past_key_values is not None)
-        if input_ids is not None:
-            validation.check_rank("input_ids", tuple(input_ids.shape), 2, "batch, seq_len")
-            shape = tuple(input_ids.shape)
-        else:
-            validation.check_rank("inputs_embeds", tuple(inputs_embeds.shape), 3, "batch, seq_len, hidden")
-            shape = tuple(inputs_embeds.shape[:2])
-        ref = "input_ids" if input_ids is not None else "inputs_embeds[:2]"
-        past_length = 0 if past_key_values is None else int(past_key_values[0][0].shape[-2])
-        validation.check_sequence_length(shape[1], past_length, config.max_position_embeddings)
-        if token_type_ids is not None:
-            validation.check_same_shape("token_type_ids", tuple(token_type_ids.shape), ref, shape)
-        if position_ids is not None and position_ids.dim() == 2 and position_ids.shape[0] != 1:
-            validation.check_same_shape("position_ids", tuple(position_ids.shape), ref, shape)
-        if attention_mask is not None:
-            validation.check_attention_mask(tuple(attention_mask.shape), shape[0], past_length + shape[1])
-        if head_mask is not None:
-            validation.check_head_mask(tuple(head_mask.shape), config.num_hidden_layers, config.num_attention_heads)
-        if not _is_tracing():
-            if input_ids is not None and input_ids.numel():
-                validation.check_token_ids(int(input_ids.min()), int(input_ids.max()), config.vocab_size)
-            if token_type_ids is not None and token_type_ids.numel():
-                validation.check_token_type_ids(
-                    int(token_type_ids.min()), int(token_type_ids.max()), config.type_vocab_size
-                )
-            if position_ids is not None and position_ids.numel() and config.position_embedding_type == "absolute":
-                validation.check_position_ids(
-                    int(position_ids.min()), int(position_ids.max()), config.max_position_embeddings
-                )
-        return past_length
-
-    def _extended_mask(self, mask: torch.Tensor, seq_len: int) -> torch.Tensor:
-        """1/0 mask (B, K) or (B, S, K) or (B, 1|N, S, K) -> additive float (B, 1, 1|S, K): 0 keep, finfo.min drop."""
-        dtype = self.dtype
-        if mask.dim() == 3:
-            mask = mask[:, None, :, :]
-        elif mask.dim() == 2:
-            if self.config.is_decoder:
-                key_len = mask.shape[1]
-                # Query i sits at absolute position P + i and sees keys 0..P+i.
-                q_pos = torch.arange(seq_len, device=mask.device)[:, None] + (key_len - seq_len)
-                causal = torch.arange(key_len, device=mask.device)[None, :] <= q_pos
-                mask = causal[None, None, :, :].to(mask.dtype) * mask[:, None, None, :]
-            else:
-                mask = mask[:, None, None, :]
-        mask = mask.to(dtype)
-        return (1.0 - mask) * torch.finfo(dtype).min
-
-    def _head_mask(self, head_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """(N,) or (L, N) with 1 keep / 0 drop -> (L, 1, N, 1, 1) multiplying each layer's probabilities."""
-        if head_mask is None:
-            return None
-        if head_mask.dim() == 1:
-            head_mask = head_mask[None].expand(self.config.num_hidden_layers, -1)
-        return head_mask[:, None, :, None, None].to(self.dtype)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        return {"add_pooling_layer": True if add_pooling_layer is None else bool(add_pooling_layer)}
 
     def forward(
         self,
@@ -884,21 +969,25 @@ class BertModel(BertPreTrainedModel):
             BaseModelOutputWithPoolingAndCrossAttentions (or its ``to_tuple()`` when return_dict is False).
         """
         config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         use_cache = (config.use_cache if use_cache is None else use_cache) if config.is_decoder else False
         if self.encoder.gradient_checkpointing and self.training:
             use_cache = False  # the cache would be rebuilt in backward; HF drops it too
-        past_length = self._validate(
+        _check_inputs(
+            config,
             input_ids,
-            inputs_embeds,
             attention_mask,
             token_type_ids,
             position_ids,
             head_mask,
+            inputs_embeds,
             encoder_hidden_states,
+            encoder_attention_mask,
             past_key_values,
         )
+        past_length = _past_length(past_key_values)
         cache_active = config.is_decoder and (use_cache or past_key_values is not None)
 
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
@@ -913,19 +1002,15 @@ class BertModel(BertPreTrainedModel):
         else:
             if attention_mask is None:
                 attention_mask = torch.ones((batch, past_length + seq_len), device=embedding_output.device)
-            extended_mask = self._extended_mask(attention_mask, seq_len)
+            extended_mask = _extended_attention_mask(config, attention_mask, seq_len, past_length, self.dtype)
         encoder_mask = None
-        if encoder_hidden_states is not None:
-            if encoder_attention_mask is None:
-                encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=embedding_output.device)
-            m = encoder_attention_mask
-            m = m[:, None, :, :] if m.dim() == 3 else (m[:, None, None, :] if m.dim() == 2 else m)
-            encoder_mask = (1.0 - m.to(self.dtype)) * torch.finfo(self.dtype).min
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_mask = _encoder_attention_mask(encoder_attention_mask, self.dtype)
 
         encoded = self.encoder(
             embedding_output,
             extended_mask,
-            self._head_mask(head_mask),
+            _head_mask(head_mask, config.num_hidden_layers, self.dtype),
             encoder_hidden_states,
             encoder_mask,
             past_key_values,
@@ -935,23 +1020,24 @@ class BertModel(BertPreTrainedModel):
             output_hidden_states,
         )
         sequence_output = encoded.last_hidden_state
-        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
         output = BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
-            pooler_output=pooled,
+            pooler_output=pooled_output,
             hidden_states=encoded.hidden_states,
             past_key_values=encoded.past_key_values,
             attentions=encoded.attentions,
             cross_attentions=encoded.cross_attentions,
         )
-        return _finish(output, return_dict, config)
-
-
-# ----------------------------------------------------------------------------------------------- heads
+        return _finish(output, return_dict)
 
 
 class _HeadModel(BertPreTrainedModel):
-    """A head on ``bert``: forwards the common arguments and always asks the backbone for a dict."""
+    """A head on ``bert`` (a BertModel with the pooler the weight table gives this head)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=head_has_pooler(self.head_name), seed=None)
 
     def _run_bert(
         self,
@@ -965,6 +1051,7 @@ class _HeadModel(BertPreTrainedModel):
         output_hidden_states,
         **decoder_kwargs,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """The backbone on the common arguments (+ the decoder ones), always as a dict."""
         return self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -984,9 +1071,8 @@ class BertForPreTraining(_HeadModel):
 
     head_name = "BertForPreTraining"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
         self.cls = BertPreTrainingHeads(config)
         self._post_init(seed)
 
@@ -1008,6 +1094,9 @@ class BertForPreTraining(_HeadModel):
 
         Returns BertForPreTrainingOutput: prediction_logits float (B, S, V), seq_relationship_logits float (B, 2).
         """
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self._run_bert(
             input_ids,
             attention_mask,
@@ -1018,23 +1107,20 @@ class BertForPreTraining(_HeadModel):
             output_attentions,
             output_hidden_states,
         )
-        prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
+        prediction_scores, seq_relationship_score = self.cls(out.last_hidden_state, out.pooler_output)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = _cross_entropy(prediction_scores, labels, self.config.vocab_size) + _cross_entropy(
-                nsp_scores, next_sentence_label, 2
+            loss = _cross_entropy(prediction_scores, labels) + _cross_entropy(
+                seq_relationship_score, next_sentence_label
             )
-        return _finish(
-            BertForPreTrainingOutput(
-                loss=loss,
-                prediction_logits=prediction_scores,
-                seq_relationship_logits=nsp_scores,
-                hidden_states=out.hidden_states,
-                attentions=out.attentions,
-            ),
-            return_dict,
-            self.config,
+        output = BertForPreTrainingOutput(
+            loss=loss,
+            prediction_logits=prediction_scores,
+            seq_relationship_logits=seq_relationship_score,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
+        return _finish(output, return_dict)
 
 
 class BertLMHeadModel(_HeadModel):
@@ -1042,9 +1128,8 @@ class BertLMHeadModel(_HeadModel):
 
     head_name = "BertLMHeadModel"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
         self.cls = BertOnlyMLMHead(config)
         self._post_init(seed)
 
@@ -1070,6 +1155,9 @@ class BertLMHeadModel(_HeadModel):
 
         Returns CausalLMOutputWithCrossAttentions: logits float (B, S, V), past_key_values when use_cache.
         """
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         if labels is not None:
             use_cache = False
         out = self._run_bert(
@@ -1087,22 +1175,16 @@ class BertLMHeadModel(_HeadModel):
             use_cache=use_cache,
         )
         logits = self.cls(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            # float32 loss even under autocast, like HF's ForCausalLMLoss
-            loss = _cross_entropy(logits[:, :-1].float(), labels[:, 1:], self.config.vocab_size)
-        return _finish(
-            CausalLMOutputWithCrossAttentions(
-                loss=loss,
-                logits=logits,
-                past_key_values=out.past_key_values,
-                hidden_states=out.hidden_states,
-                attentions=out.attentions,
-                cross_attentions=out.cross_attentions,
-            ),
-            return_dict,
-            self.config,
+        loss = None if labels is None else _cross_entropy(logits[:, :-1], labels[:, 1:])
+        output = CausalLMOutputWithCrossAttentions(
+            loss=loss,
+            logits=logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            cross_attentions=out.cross_attentions,
         )
+        return _finish(output, return_dict)
 
     @torch.no_grad()
     def generate(
@@ -1113,43 +1195,68 @@ class BertLMHeadModel(_HeadModel):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
         eos_token_id: Optional[int] = None,
         pad_token_id: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        seed: Optional[int] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
         encoder_attention_mask: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Greedy or sampled continuation using the key/value cache.
+        """Greedy or sampled continuation with the key/value cache, as HF ``generate`` (``docs/ladder.md``).
 
         Args:
-            input_ids: int (B, S) prompt. attention_mask: (B, S) 1 keep / 0 pad (default ones).
-            do_sample: sample from softmax(logits / temperature), restricted to the top_k logits when given;
-                otherwise argmax. generator: torch.Generator for reproducible sampling.
-            eos_token_id: a sequence that produced it is finished; later positions get pad_token_id
-                (default config.pad_token_id). Stops early once every sequence is finished.
+            input_ids: int (B, S) prompts, left-padded when their lengths differ.
+            attention_mask: (B, S) 1 token / 0 pad; default ones.
+            max_new_tokens: at most this many tokens are appended.
+            do_sample: sample (after temperature, then top_k, then top_p, as HF's processors) instead of argmax.
+            seed: makes sampling reproducible (a ``torch.Generator`` seeded with it); None draws a fresh seed.
+            eos_token_id: a row that produced it is finished; its later tokens are pad_token_id (default
+                config.pad_token_id). Decoding stops once every row is finished.
+            encoder_hidden_states / encoder_attention_mask: float (B, E, H) / (B, E), attended by every step.
 
         Returns:
-            int (B, S + T) with T <= max_new_tokens.
+            int (B, S + T), the prompts followed by T <= max_new_tokens generated tokens.
         """
-        if not self.config.is_decoder:
-            raise ValueError("generate needs config.is_decoder=True (a causal mask); load with is_decoder=True")
-        if do_sample and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        validation.check_generate_args(
+            self.config,
+            _array_info(input_ids, values=True),
+            _array_info(attention_mask, values=False),
+            max_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            top_p,
+            eos_token_id,
+            pad_token_id,
+        )
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        extra = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
-        out = self(input_ids, attention_mask=attention_mask, use_cache=True, return_dict=True, **extra)
+        generator = None
+        if do_sample:
+            generator = torch.Generator(device=input_ids.device)
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+        cross = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
+        # HF's positions for padded prompts: count the real tokens (cumsum - 1); pads get 1 (their output is masked).
+        position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+        out = self(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            return_dict=True,
+            **cross,
+        )
         sequences = input_ids
         finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):
-            logits = out.logits[:, -1, :].float()
+            logits = out.logits[:, -1, :].float()  # (B, V)
             if do_sample:
-                logits = logits / temperature
-                if top_k is not None and top_k < logits.shape[-1]:
-                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                next_token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+                probs = torch.softmax(_sampling_logits(logits, temperature, top_k, top_p), dim=-1)
+                next_token = torch.multinomial(probs, 1, generator=generator)[:, 0]
             else:
                 next_token = logits.argmax(dim=-1)
             if eos_token_id is not None:
@@ -1159,13 +1266,16 @@ class BertLMHeadModel(_HeadModel):
             if step == max_new_tokens - 1 or (eos_token_id is not None and bool(finished.all())):
                 break
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], 1)
+            # As HF: the new token's position is cumsum(mask) - 1 at the last column, i.e. the tokens before it.
+            position_ids = attention_mask.long().sum(-1, keepdim=True) - 1
             out = self(
                 next_token[:, None],
                 attention_mask=attention_mask,
+                position_ids=position_ids,
                 past_key_values=out.past_key_values,
                 use_cache=True,
                 return_dict=True,
-                **extra,
+                **cross,
             )
         return sequences
 
@@ -1175,9 +1285,8 @@ class BertForMaskedLM(_HeadModel):
 
     head_name = "BertForMaskedLM"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
         self.cls = BertOnlyMLMHead(config)
         self._post_init(seed)
 
@@ -1197,6 +1306,9 @@ class BertForMaskedLM(_HeadModel):
         return_dict=None,
     ):
         """labels: int (B, S), -100 ignored. Returns MaskedLMOutput: logits float (B, S, V)."""
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self._run_bert(
             input_ids,
             attention_mask,
@@ -1210,12 +1322,9 @@ class BertForMaskedLM(_HeadModel):
             encoder_attention_mask=encoder_attention_mask,
         )
         logits = self.cls(out.last_hidden_state)
-        loss = None if labels is None else _cross_entropy(logits, labels, self.config.vocab_size)
-        return _finish(
-            MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
-            return_dict,
-            self.config,
-        )
+        loss = None if labels is None else _cross_entropy(logits, labels)
+        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+        return _finish(output, return_dict)
 
 
 class BertForNextSentencePrediction(_HeadModel):
@@ -1223,9 +1332,8 @@ class BertForNextSentencePrediction(_HeadModel):
 
     head_name = "BertForNextSentencePrediction"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
         self.cls = BertOnlyNSPHead(config)
         self._post_init(seed)
 
@@ -1244,6 +1352,9 @@ class BertForNextSentencePrediction(_HeadModel):
         next_sentence_label=None,
     ):
         """labels (or next_sentence_label): int (B,), 0 = B follows A. Returns logits float (B, 2)."""
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         labels = next_sentence_label if labels is None else labels
         out = self._run_bert(
             input_ids,
@@ -1256,14 +1367,11 @@ class BertForNextSentencePrediction(_HeadModel):
             output_hidden_states,
         )
         logits = self.cls(out.pooler_output)
-        loss = None if labels is None else _cross_entropy(logits, labels, 2)
-        return _finish(
-            NextSentencePredictorOutput(
-                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
-            ),
-            return_dict,
-            self.config,
+        loss = None if labels is None else _cross_entropy(logits, labels)
+        output = NextSentencePredictorOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
+        return _finish(output, return_dict)
 
 
 class BertForSequenceClassification(_HeadModel):
@@ -1271,10 +1379,9 @@ class BertForSequenceClassification(_HeadModel):
 
     head_name = "BertForSequenceClassification"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
@@ -1295,6 +1402,9 @@ class BertForSequenceClassification(_HeadModel):
         """labels: int (B,) classes, float (B,) / (B, num_labels) regression targets, or float (B, num_labels)
         multi-hot; the loss is chosen by ``bert_core.validation.resolve_problem_type``. Returns logits (B, num_labels).
         """
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self._run_bert(
             input_ids,
             attention_mask,
@@ -1308,25 +1418,19 @@ class BertForSequenceClassification(_HeadModel):
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = None
         if labels is not None:
-            integer = labels.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-            problem = validation.resolve_problem_type(self.config, integer)
+            problem = validation.resolve_problem_type(self.config, _array_info(labels, values=False).kind in "iu")
             if problem == "regression":
-                target = labels.to(logits.dtype)
-                if self.num_labels == 1:
-                    loss = F.mse_loss(logits.squeeze(), target.squeeze())
-                else:
-                    loss = F.mse_loss(logits, target)
+                labels = labels.to(logits.dtype)
+                # HF squeezes both sides with one label, so (B,) and (B, 1) targets give the same loss
+                loss = _mse(logits.squeeze(), labels.squeeze()) if self.num_labels == 1 else _mse(logits, labels)
             elif problem == "single_label_classification":
-                loss = _cross_entropy(logits, labels, self.num_labels)
+                loss = _cross_entropy(logits, labels)
             else:
-                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        return _finish(
-            SequenceClassifierOutput(
-                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
-            ),
-            return_dict,
-            self.config,
+                loss = _bce_with_logits(logits, labels.to(logits.dtype))
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
+        return _finish(output, return_dict)
 
 
 class BertForMultipleChoice(_HeadModel):
@@ -1334,9 +1438,8 @@ class BertForMultipleChoice(_HeadModel):
 
     head_name = "BertForMultipleChoice"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=True, seed=None)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self._post_init(seed)
@@ -1356,42 +1459,37 @@ class BertForMultipleChoice(_HeadModel):
     ):
         """input_ids / attention_mask / token_type_ids / position_ids: (B, C, S); inputs_embeds (B, C, S, H);
         labels: int (B,) index of the right choice. Returns MultipleChoiceModelOutput: logits float (B, C)."""
-        validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
-        for name, tensor in (
-            ("input_ids", input_ids),
-            ("attention_mask", attention_mask),
-            ("token_type_ids", token_type_ids),
-            ("position_ids", position_ids),
-        ):
-            validation.check_multiple_choice_shape(name, None if tensor is None else tuple(tensor.shape))
-        validation.check_multiple_choice_shape(
-            "inputs_embeds", None if inputs_embeds is None else tuple(inputs_embeds.shape), rank=4
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        validation.check_multiple_choice_inputs(
+            _array_info(input_ids, False),
+            _array_info(attention_mask, False),
+            _array_info(token_type_ids, False),
+            _array_info(position_ids, False),
+            _array_info(inputs_embeds, False),
         )
         num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
 
-        def flat(t):
-            return None if t is None else t.reshape(-1, t.shape[-1])
+        def flat(t):  # (B, C, S, ...) -> (B*C, S, ...)
+            return None if t is None else t.reshape(-1, *t.shape[2:])
 
-        embeds = None if inputs_embeds is None else inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:])
         out = self._run_bert(
             flat(input_ids),
             flat(attention_mask),
             flat(token_type_ids),
             flat(position_ids),
             head_mask,
-            embeds,
+            flat(inputs_embeds),
             output_attentions,
             output_hidden_states,
         )
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = None if labels is None else _cross_entropy(logits, labels, num_choices)
-        return _finish(
-            MultipleChoiceModelOutput(
-                loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
-            ),
-            return_dict,
-            self.config,
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)  # (B, C)
+        loss = None if labels is None else _cross_entropy(logits, labels)
+        output = MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
+        return _finish(output, return_dict)
 
 
 class BertForTokenClassification(_HeadModel):
@@ -1399,10 +1497,9 @@ class BertForTokenClassification(_HeadModel):
 
     head_name = "BertForTokenClassification"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
@@ -1421,6 +1518,9 @@ class BertForTokenClassification(_HeadModel):
         return_dict=None,
     ):
         """labels: int (B, S), -100 ignored."""
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self._run_bert(
             input_ids,
             attention_mask,
@@ -1432,12 +1532,11 @@ class BertForTokenClassification(_HeadModel):
             output_hidden_states,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None if labels is None else _cross_entropy(logits, labels, self.num_labels)
-        return _finish(
-            TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
-            return_dict,
-            self.config,
+        loss = None if labels is None else _cross_entropy(logits, labels)
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
+        return _finish(output, return_dict)
 
 
 class BertForQuestionAnswering(_HeadModel):
@@ -1445,11 +1544,10 @@ class BertForQuestionAnswering(_HeadModel):
 
     head_name = "BertForQuestionAnswering"
 
-    def __init__(self, config: BertConfig, seed: Optional[int] = 0) -> None:
-        super().__init__(config)
+    def __init__(self, config: BertConfig, *, seed: Optional[int] = 0) -> None:
         validation.check_qa_num_labels(config)
+        super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False, seed=None)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self._post_init(seed)
 
@@ -1469,6 +1567,9 @@ class BertForQuestionAnswering(_HeadModel):
     ):
         """start_positions / end_positions: int (B,). Positions outside the sequence are clamped to S and ignored;
         loss = (CE(start) + CE(end)) / 2."""
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self._run_bert(
             input_ids,
             attention_mask,
@@ -1479,7 +1580,7 @@ class BertForQuestionAnswering(_HeadModel):
             output_attentions,
             output_hidden_states,
         )
-        logits = self.qa_outputs(out.last_hidden_state)
+        logits = self.qa_outputs(out.last_hidden_state)  # (B, S, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
@@ -1491,21 +1592,20 @@ class BertForQuestionAnswering(_HeadModel):
             start_positions = start_positions.clamp(0, ignored)
             end_positions = end_positions.clamp(0, ignored)
             loss = (
-                F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
-                + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)
+                _cross_entropy(start_logits, start_positions, ignore_index=ignored)
+                + _cross_entropy(end_logits, end_positions, ignore_index=ignored)
             ) / 2
-        return _finish(
-            QuestionAnsweringModelOutput(
-                loss=loss,
-                start_logits=start_logits,
-                end_logits=end_logits,
-                hidden_states=out.hidden_states,
-                attentions=out.attentions,
-            ),
-            return_dict,
-            self.config,
+        output = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
+        return _finish(output, return_dict)
 
+
+# ---- ALL_MODEL_CLASSES and canonical_grads
 
 ALL_MODEL_CLASSES = (
     BertModel,
@@ -1518,9 +1618,6 @@ ALL_MODEL_CLASSES = (
     BertForTokenClassification,
     BertForQuestionAnswering,
 )
-
-
-# ----------------------------------------------------------------------------------------------- harness helper
 
 
 def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
@@ -1540,12 +1637,11 @@ def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple
             output.loss.backward()
         grads = OrderedDict()
         for name in model._weight_table():
-            grad = model._tensor(name).grad
             tensor = model._tensor(name)
             grads[name] = (
                 np.zeros(tuple(tensor.shape), np.float32)
-                if grad is None
-                else grad.detach().to("cpu", torch.float32).numpy().copy()
+                if tensor.grad is None
+                else tensor.grad.detach().to("cpu", torch.float32).numpy().copy()
             )
         loss = float(output.loss.detach())
         model.zero_grad(set_to_none=True)

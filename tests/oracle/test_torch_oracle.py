@@ -289,6 +289,112 @@ def test_eager_reference_against_sdpa(tmp_path):
     run_both(ours, ref, "BertForMaskedLM:eager-ref", input_ids=ids, attention_mask=mask, token_type_ids=types)
 
 
+# ----------------------------------------------------------------------------------------------- generate
+
+
+def _generate_prompts(config):
+    """Two prompt batches: equal lengths, and a left-padded one (the last row a single real token)."""
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(1, config.vocab_size, (3, 6), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    mask[2, :5] = 0
+    padded = ids.masked_fill(mask == 0, config.pad_token_id)
+    return [(ids[:2, :4], None), (padded, mask)]
+
+
+def _hf_greedy_by_recomputation(ref, ids, mask, steps, eos_token_id, pad_token_id, **enc):
+    """HF generate's greedy loop (positions cumsum - 1, pads at 1; eos -> pad; early stop) on HF's full forward."""
+    mask = torch.ones_like(ids) if mask is None else mask
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool)
+    for _ in range(steps):
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        with torch.no_grad():
+            logits = ref(ids, attention_mask=mask, position_ids=positions, use_cache=False, **enc).logits
+        token = logits[:, -1].float().argmax(-1)
+        if eos_token_id is not None:
+            token = torch.where(finished, torch.full_like(token, pad_token_id), token)
+            finished |= token == eos_token_id
+        ids = torch.cat([ids, token[:, None]], 1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        if finished.all():
+            break
+    return ids
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_generate_greedy_equals_hf(cross, tmp_path):
+    config = tiny_config(is_decoder=True, add_cross_attention=cross, initializer_range=0.3)
+    ours, ref = load_pair(bert_torch.BertLMHeadModel, config, tmp_path)
+    for ids, mask in _generate_prompts(config):
+        enc = {}
+        if cross:
+            g = torch.Generator().manual_seed(11)
+            enc_mask = torch.ones(ids.shape[0], 5, dtype=torch.long)
+            enc_mask[-1, 3:] = 0
+            enc = dict(
+                encoder_hidden_states=torch.randn(ids.shape[0], 5, config.hidden_size, generator=g),
+                encoder_attention_mask=enc_mask,
+            )
+        plain = ours.generate(ids, attention_mask=mask, max_new_tokens=8, **enc)
+        eos = int(plain[0, ids.shape[1] + 2])  # row 0 finishes at its third token; the others may run on
+        for eos_token_id in (None, eos):
+            a = ours.generate(
+                ids, attention_mask=mask, max_new_tokens=8, eos_token_id=eos_token_id, pad_token_id=5, **enc
+            )
+            if cross:
+                # HF 4.57's generate cannot run BertLMHeadModel with encoder_hidden_states (its cache appends the
+                # cross-attention keys every step and the shapes clash): HF's forward in generate's loop instead
+                b = _hf_greedy_by_recomputation(ref, ids, mask, 8, eos_token_id, 5, **enc)
+            else:
+                with torch.no_grad():
+                    b = ref.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids) if mask is None else mask,
+                        do_sample=False,
+                        max_new_tokens=8,
+                        eos_token_id=eos_token_id,
+                        pad_token_id=5,
+                    )
+                assert b.tolist() == _hf_greedy_by_recomputation(ref, ids, mask, 8, eos_token_id, 5).tolist()
+            assert a.tolist() == b.tolist(), (eos_token_id, a, b)
+        assert (a[0, ids.shape[1] + 3 :] == 5).all()
+
+
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p", [(1.0, None, None), (0.7, 5, None), (1.2, None, 0.7), (0.8, 7, 0.6)]
+)
+def test_generate_sampling_equals_hf_with_the_same_seed(temperature, top_k, top_p, tmp_path):
+    # torch.Generator().manual_seed(s) and torch.manual_seed(s) draw the same stream on CPU, so one seed gives HF's
+    # tokens exactly when the processors (temperature, top-k, top-p) and the multinomial draw match
+    config = tiny_config(is_decoder=True, initializer_range=0.3)
+    ours, ref = load_pair(bert_torch.BertLMHeadModel, config, tmp_path)
+    for ids, mask in _generate_prompts(config):
+        a = ours.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=8,
+            do_sample=True,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=123,
+        )
+        torch.manual_seed(123)
+        with torch.no_grad():
+            b = ref.generate(
+                ids,
+                attention_mask=torch.ones_like(ids) if mask is None else mask,
+                do_sample=True,
+                max_new_tokens=8,
+                temperature=temperature,
+                top_k=0 if top_k is None else top_k,  # HF's default top_k is 50
+                top_p=1.0 if top_p is None else top_p,
+                pad_token_id=0,
+            )
+        assert a.tolist() == b.tolist(), (a, b)
+
+
 # ----------------------------------------------------------------------------------------------- MiniLM
 
 

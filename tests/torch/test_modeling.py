@@ -1,7 +1,9 @@
-"""bert_torch on tiny configs: every class, every forward argument, losses, attention paths, cache, validation."""
+"""bert_torch on tiny configs: every class, every forward argument, losses, attention paths, canonical weights,
+tying, resizing, pruning, the cache, generation, validation."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,8 @@ import torch.nn.functional as F
 import bert_torch
 from bert_core import outputs as core_outputs
 from bert_core.config import tiny_config
+from bert_core.init import init_weights
+from bert_core.weights import HEADS, stored_weights
 
 torch.manual_seed(0)
 HEAD_CLASSES = bert_torch.ALL_MODEL_CLASSES
@@ -274,7 +278,7 @@ def test_relative_positions(pos):
     ],
 )
 def test_activations(act):
-    from bert_torch.modeling import ACTIVATIONS
+    from bert_torch.modeling import ACT2FN
 
     x = torch.linspace(-4, 4, 101)
     expected = {
@@ -290,7 +294,7 @@ def test_activations(act):
         "tanh": torch.tanh(x),
         "mish": x * torch.tanh(F.softplus(x)),
     }[act]
-    assert torch.allclose(ACTIVATIONS[act](x), expected, atol=1e-6)
+    assert torch.allclose(ACT2FN[act](x), expected, atol=1e-6)
     model = make(bert_torch.BertForMaskedLM, hidden_act=act)
     assert torch.isfinite(model(ids_for(bert_torch.BertModel, model.config)).logits).all()
 
@@ -321,6 +325,123 @@ def test_dropout_only_in_train():
     model.eval()
     model.set_attn_implementation("eager")
     assert torch.equal(model(ids, output_attentions=True).logits, model(ids).logits)
+
+
+# ------------------------------------------------------------------------------------------------ weights, tying, resizing, pruning
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_init_and_canonical_weights_round_trip(head):
+    cls = getattr(bert_torch, head)
+    config = tiny_config(
+        is_decoder=head == "BertLMHeadModel", num_labels=3 if head != "BertForQuestionAnswering" else 2
+    )
+    model = cls(config, seed=5)
+    weights = model.canonical_weights()
+    expected = init_weights(config, head, 5)
+    assert list(weights) == list(stored_weights(config, head)) == list(expected)
+    for name, array in weights.items():
+        assert array.dtype == np.float32
+        np.testing.assert_array_equal(array, expected[name])
+    other = cls(config, seed=6)
+    other.load_canonical_weights(weights)
+    for name, array in other.canonical_weights().items():
+        np.testing.assert_array_equal(array, weights[name])
+
+
+def test_load_canonical_weights_errors():
+    model = bert_torch.BertForMaskedLM(tiny_config())
+    weights = model.canonical_weights()
+    broken = dict(weights)
+    del broken["cls.predictions.bias"]
+    broken["nonsense.weight"] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"missing \['cls.predictions.bias'\], unexpected \['nonsense.weight'\]"):
+        model.load_canonical_weights(broken)
+    broken = dict(weights)
+    broken["bert.pooler.dense.weight"] = np.zeros((32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"unexpected \['bert.pooler.dense.weight'\]"):
+        model.load_canonical_weights(broken)
+    broken = dict(weights)
+    broken["cls.predictions.bias"] = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match=r"cls.predictions.bias: got \(5,\), expected \(99,\)"):
+        model.load_canonical_weights(broken)
+
+
+def test_tied_decoder_is_the_embedding_parameter():
+    model = bert_torch.BertForMaskedLM(tiny_config())
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert model.get_output_embeddings() is model.cls.predictions.decoder
+    assert "cls.predictions.decoder.weight" not in model.canonical_weights()
+    untied = bert_torch.BertForPreTraining(tiny_config(tie_word_embeddings=False))
+    assert untied.cls.predictions.decoder.weight is not untied.bert.embeddings.word_embeddings.weight
+    assert "cls.predictions.decoder.weight" in untied.canonical_weights()
+    assert bert_torch.BertForSequenceClassification(tiny_config()).get_output_embeddings() is None
+
+
+def test_set_input_embeddings_reties():
+    model = bert_torch.BertForMaskedLM(tiny_config())
+    new = torch.nn.Embedding(99, 32)
+    model.set_input_embeddings(new)
+    assert model.get_input_embeddings() is new and model.cls.predictions.decoder.weight is new.weight
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_resize_token_embeddings(tie):
+    model = bert_torch.BertForMaskedLM(tiny_config(tie_word_embeddings=tie)).eval()
+    ids = ids_for(bert_torch.BertModel, model.config)
+    before = model(ids).logits
+    old = model.get_input_embeddings().weight.detach().clone()
+    model.resize_token_embeddings(120)
+    assert model.config.vocab_size == 120
+    assert model.get_input_embeddings().weight.shape == (120, 32)
+    assert (
+        model.cls.predictions.bias.shape == (120,) and model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    )
+    assert torch.equal(model.get_input_embeddings().weight[:99], old)
+    assert (model.cls.predictions.decoder.weight is model.get_input_embeddings().weight) == tie
+    after = model(ids).logits
+    assert after.shape == (2, 7, 120) and torch.allclose(after[..., :99], before, atol=1e-6)
+    assert list(model.canonical_weights()) == list(stored_weights(model.config, "BertForMaskedLM"))
+    model(torch.tensor([[119]]))  # the new ids are valid now
+    model.resize_token_embeddings(50)
+    assert model(ids.clamp(max=49)).logits.shape == (2, 7, 50)
+
+
+def test_prune_heads():
+    model = bert_torch.BertModel(tiny_config()).eval()
+    ids = ids_for(bert_torch.BertModel, model.config)
+    head_mask = torch.ones(2, 4)
+    head_mask[0, 1] = 0
+    head_mask[0, 3] = 0
+    masked = model(ids, head_mask=head_mask).last_hidden_state
+    model.prune_heads({0: [1, 3]})
+    attn = model.encoder.layer[0].attention
+    assert attn.self.num_attention_heads == 2 and attn.self.query.weight.shape == (16, 32)
+    assert attn.output.dense.weight.shape == (32, 16)
+    assert torch.allclose(model(ids).last_hidden_state, masked, atol=1e-5)
+    model.prune_heads({0: [1, 2]})  # head 1 already gone; original head 2 is removed now
+    assert attn.self.num_attention_heads == 1 and model.config.pruned_heads == {0: [1, 2, 3]}
+    assert model(ids, output_attentions=True).attentions[0].shape == (2, 1, 7, 7)
+
+
+def test_canonical_grads_tied_decoder_accumulates():
+    config = tiny_config()
+    model = bert_torch.BertForMaskedLM(config).train()
+    ids = ids_for(bert_torch.BertModel, config)
+    loss, grads = bert_torch.canonical_grads(model, dict(input_ids=ids, labels=ids))
+    assert model.training  # mode restored
+    assert list(grads) == list(stored_weights(config, "BertForMaskedLM"))
+    model.eval()
+    expected = model(ids, labels=ids).loss
+    assert abs(loss - float(expected)) < 1e-6
+    emb = model.bert.embeddings.word_embeddings.weight
+    manual = torch.autograd.grad(model(ids, labels=ids).loss, emb)[0]
+    np.testing.assert_allclose(grads["bert.embeddings.word_embeddings.weight"], manual.numpy(), atol=1e-7)
+    # the decoder contributes: rows of ids never seen in the input still get gradient
+    unseen = sorted(set(range(99)) - set(ids.flatten().tolist()) - {0})[0]
+    assert np.abs(grads["bert.embeddings.word_embeddings.weight"][unseen]).sum() > 0
+    with pytest.raises(ValueError, match="no loss"):
+        bert_torch.canonical_grads(model, dict(input_ids=ids))
 
 
 # ------------------------------------------------------------------------------------------------ decoder
@@ -369,45 +490,6 @@ def test_decoder_with_padding_mask_and_past():
     assert torch.allclose(step, full[:, 4:], atol=1e-5)
 
 
-def test_generate_greedy_uses_cache_and_matches_recomputation():
-    model = make(bert_torch.BertLMHeadModel)
-    prompt = ids_for(bert_torch.BertModel, model.config, seq=4)
-    calls = []
-    model.register_forward_pre_hook(
-        lambda m, args, kwargs: calls.append(kwargs.get("past_key_values")), with_kwargs=True
-    )
-    generated = model.generate(prompt, max_new_tokens=6)
-    assert generated.shape == (2, 10) and torch.equal(generated[:, :4], prompt)
-    assert calls[0] is None and all(c is not None for c in calls[1:]) and len(calls) == 6
-    seq = prompt
-    for _ in range(6):
-        nxt = model(seq, use_cache=False).logits[:, -1].argmax(-1)
-        seq = torch.cat([seq, nxt[:, None]], 1)
-    assert torch.equal(seq, generated)
-
-
-def test_generate_sampling_top_k_temperature_and_eos():
-    model = make(bert_torch.BertLMHeadModel)
-    prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
-    a = model.generate(
-        prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7, generator=torch.Generator().manual_seed(1)
-    )
-    b = model.generate(
-        prompt, max_new_tokens=5, do_sample=True, top_k=3, temperature=0.7, generator=torch.Generator().manual_seed(1)
-    )
-    assert torch.equal(a, b) and a.shape == (2, 8)
-    # top_k=1 sampling is greedy
-    greedy = model.generate(prompt, max_new_tokens=5)
-    assert torch.equal(model.generate(prompt, max_new_tokens=5, do_sample=True, top_k=1), greedy)
-    eos = int(greedy[0, 4])  # the first sequence emits it at step 2
-    out = model.generate(prompt, max_new_tokens=5, eos_token_id=eos, pad_token_id=0)
-    row0 = out[0, 3:].tolist()
-    first_eos = row0.index(eos)
-    assert all(t == 0 for t in row0[first_eos + 1 :])
-    with pytest.raises(ValueError, match="is_decoder"):
-        bert_torch.BertLMHeadModel(tiny_config()).generate(prompt)
-
-
 def test_decoder_relative_positions_cache():
     # HF 4.57 puts every query at the last key position whenever a cache is in use; cached steps stay consistent
     model = make(bert_torch.BertLMHeadModel, position_embedding_type="relative_key_query")
@@ -416,6 +498,215 @@ def test_decoder_relative_positions_cache():
     again = model(ids[:, :4])
     step = model(ids[:, 4:], past_key_values=again.past_key_values)
     assert torch.allclose(step.logits[:, 0], with_cache.logits[:, -1], atol=1e-5)
+
+
+def test_cache_interface_layer_by_layer():
+    # the ladder's cache: a layer takes past_key_value (k, v) and returns its present entry, HF's legacy tuple
+    from bert_torch.modeling import _extended_attention_mask
+
+    model = make(bert_torch.BertLMHeadModel)
+    config = model.config
+    ids = ids_for(bert_torch.BertModel, config, seq=6)
+    bert = model.bert
+    full = model(ids, use_cache=True)
+    hidden = bert.embeddings(ids[:, :4], None, None, None, 0)
+    mask = _extended_attention_mask(config, torch.ones(2, 4), 4, 0, torch.float32)
+    presents = []
+    for layer in bert.encoder.layer:
+        hidden, self_probs, cross_probs, present = layer(hidden, mask, None, None, None, None, True, False)
+        assert self_probs is None and cross_probs is None and len(present) == 2
+        presents.append(present)
+    step = bert.embeddings(ids[:, 4:], None, None, None, 4)  # positions 4, 5
+    mask = _extended_attention_mask(config, torch.ones(2, 6), 2, 4, torch.float32)
+    for i, layer in enumerate(bert.encoder.layer):
+        step, _, _, present = layer(step, mask, None, None, None, presents[i], True, False)
+        assert present[0].shape == (2, 4, 6, 8)
+        assert torch.allclose(present[0], full.past_key_values[i][0], atol=1e-5)
+        assert torch.allclose(present[1], full.past_key_values[i][1], atol=1e-5)
+    assert torch.allclose(model.cls(step), full.logits[:, 4:], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def _greedy_by_recomputation(model, prompt, steps, **cross):
+    seq = prompt
+    for _ in range(steps):
+        nxt = model(seq, use_cache=False, **cross).logits[:, -1].argmax(-1)
+        seq = torch.cat([seq, nxt[:, None]], 1)
+    return seq
+
+
+def test_generate_greedy_uses_cache_and_matches_recomputation():
+    model = make(bert_torch.BertLMHeadModel)
+    prompt = ids_for(bert_torch.BertModel, model.config, seq=4)
+    calls = []
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: calls.append(kwargs.get("past_key_values")), with_kwargs=True
+    )
+    generated = model.generate(prompt, max_new_tokens=6)
+    assert generated.shape == (2, 10) and generated.dtype == prompt.dtype and torch.equal(generated[:, :4], prompt)
+    assert calls[0] is None and all(c is not None for c in calls[1:]) and len(calls) == 6
+    assert torch.equal(_greedy_by_recomputation(model, prompt, 6), generated)
+
+
+def test_generate_left_padded_batch_equals_each_prompt_alone():
+    model = make(bert_torch.BertLMHeadModel)
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(1, 99, (n,), generator=g) for n in (5, 3, 1)]
+    ids = torch.zeros(3, 5, dtype=torch.long)  # left padding with pad id 0
+    mask = torch.zeros(3, 5, dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, 5 - len(p) :] = p
+        mask[row, 5 - len(p) :] = 1
+    batch = model.generate(ids, attention_mask=mask, max_new_tokens=6)
+    assert batch.shape == (3, 11) and torch.equal(batch[:, :5], ids)
+    for row, p in enumerate(prompts):
+        alone = model.generate(p[None], max_new_tokens=6)
+        # the one-token prompt checks HF's positions: the first new token sits at position 1 (not max(pad pos 1) + 1)
+        assert torch.equal(batch[row, 5:], alone[0, len(p) :]), row
+    # mask default: ones
+    assert torch.equal(model.generate(ids, max_new_tokens=3), model.generate(ids, torch.ones_like(ids), 3))
+
+
+def test_sampling_logits_follows_hf_processors():
+    from bert_torch.modeling import _sampling_logits
+
+    inf = float("-inf")
+    logits = torch.tensor([[1.0, 2.0, 2.0, 3.0, 0.0]])
+    # top_k keeps every logit >= the k-th largest: the tie with the 2nd largest stays
+    assert _sampling_logits(logits, 1.0, 2, None).tolist() == [[inf, 2.0, 2.0, 3.0, inf]]
+    assert _sampling_logits(logits, 2.0, None, None).tolist() == [[0.5, 1.0, 1.0, 1.5, 0.0]]
+    probs = torch.log(torch.tensor([[0.1, 0.4, 0.2, 0.3]]))
+    # ascending cumulative probabilities 0.1, 0.3, 0.6, 1.0: those <= 1 - 0.6 are dropped
+    kept = _sampling_logits(probs, 1.0, None, 0.6) > inf
+    assert kept.tolist() == [[False, True, False, True]]
+    assert (_sampling_logits(probs, 1.0, None, 1e-6) > inf).tolist() == [[False, True, False, False]]
+    assert torch.equal(_sampling_logits(probs, 1.0, None, 1.0), probs)
+    # temperature first (p ~ p**2: .03 .53 .13 .30), then top-k (drops .03; renormalised .55 .14 .31), then top-p
+    # (ascending cumulative .14 .45 1.0: only .14 is <= 1 - 0.6)
+    both = _sampling_logits(probs, 0.5, 3, 0.6) > inf
+    assert both.tolist() == [[False, True, False, True]]
+
+
+def _allowed(logits, temperature, top_k, top_p):
+    """Reference: the token set HF's processors leave, computed with numpy from one row of float logits."""
+    x = logits.detach().double().numpy() / temperature
+    keep = np.ones_like(x, dtype=bool)
+    if top_k is not None:
+        keep &= x >= np.sort(x)[::-1][top_k - 1]
+    if top_p is not None:
+        p = np.where(keep, np.exp(x - x[keep].max()), 0.0)
+        p /= p.sum()
+        order = np.argsort(p, kind="stable")
+        cum = np.cumsum(p[order])
+        drop = cum <= 1 - top_p - 1e-6  # a token within rounding of the threshold may go either way
+        drop[-1] = False
+        keep[order[drop]] = False
+    return set(np.flatnonzero(keep).tolist())
+
+
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p", [(1.0, None, None), (0.7, 3, None), (1.3, None, 0.8), (0.9, 5, 0.6)]
+)
+def test_generate_sampling_reproducible_and_restricted(temperature, top_k, top_p):
+    model = make(bert_torch.BertLMHeadModel)
+    prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
+    kwargs = dict(max_new_tokens=6, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p)
+    a = model.generate(prompt, seed=1, **kwargs)
+    assert torch.equal(a, model.generate(prompt, seed=1, **kwargs)) and a.shape == (2, 9)
+    runs = {tuple(model.generate(prompt, seed=s, **kwargs).flatten().tolist()) for s in range(2, 8)}
+    assert len(runs) > 1  # different seeds, different samples
+    assert model.generate(prompt, **kwargs).shape == (2, 9)  # seed=None: a fresh seed
+    for run in [a] + [torch.tensor(r).view(2, 9) for r in runs]:
+        for t in range(3, 9):
+            logits = model(run[:, :t], use_cache=False).logits[:, -1].float()
+            for row in range(2):
+                if top_k is not None or top_p is not None:
+                    assert int(run[row, t]) in _allowed(logits[row], temperature, top_k, top_p), (row, t)
+
+
+def test_generate_greedy_limits_of_sampling():
+    model = make(bert_torch.BertLMHeadModel)
+    prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
+    greedy = model.generate(prompt, max_new_tokens=5)
+    assert torch.equal(model.generate(prompt, max_new_tokens=5, do_sample=True, top_k=1, seed=0), greedy)
+    assert torch.equal(model.generate(prompt, max_new_tokens=5, do_sample=True, top_p=1e-6, seed=0), greedy)
+    # greedy ignores the sampling arguments
+    assert torch.equal(model.generate(prompt, max_new_tokens=5, temperature=0.1, top_k=2, seed=5), greedy)
+
+
+def test_generate_eos_pads_finished_rows_and_stops_early():
+    model = make(bert_torch.BertLMHeadModel)
+    prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
+    greedy = model.generate(prompt, max_new_tokens=6)
+    eos = int(greedy[0, 4])  # row 0 emits it at its second step
+    assert eos not in greedy[0, 3:4].tolist()
+    out = model.generate(prompt, max_new_tokens=6, eos_token_id=eos, pad_token_id=7)
+    row0 = out[0, 3:].tolist()
+    assert row0[:2] == greedy[0, 3:5].tolist() and all(t == 7 for t in row0[2:])
+    # the unfinished row continues exactly as without eos, up to its own eos
+    row1 = greedy[1, 3:].tolist()
+    stop = row1.index(eos) + 1 if eos in row1 else len(row1)
+    assert out[1, 3 : 3 + stop].tolist() == row1[:stop]
+    # pad_token_id defaults to config.pad_token_id (0)
+    default = model.generate(prompt, max_new_tokens=6, eos_token_id=eos)
+    assert all(t == model.config.pad_token_id for t in default[0, 5:].tolist())
+    # every row finished: decoding stops early, T < max_new_tokens
+    alone = model.generate(prompt[:1], max_new_tokens=6, eos_token_id=eos)
+    assert alone.shape == (1, 5) and alone[0, -1] == eos
+    both = model.generate(prompt, max_new_tokens=6, eos_token_id=int(greedy[0, 3]))
+    assert both.shape[1] <= 9
+
+
+def test_generate_cross_attention():
+    # a larger init so that the encoder states visibly steer the tokens
+    config = tiny_config(is_decoder=True, add_cross_attention=True, initializer_range=0.5)
+    model = bert_torch.BertLMHeadModel(config).eval()
+    prompt = ids_for(bert_torch.BertModel, config, seq=3)
+    g = torch.Generator().manual_seed(5)
+    cross = dict(
+        encoder_hidden_states=torch.randn(2, 4, 32, generator=g),
+        encoder_attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
+    )
+    calls = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kwargs: calls.append(kwargs.get("encoder_hidden_states")), with_kwargs=True
+    )
+    out = model.generate(prompt, max_new_tokens=5, **cross)
+    hook.remove()
+    assert len(calls) == 5 and all(c is cross["encoder_hidden_states"] for c in calls)  # every step attends
+    assert torch.equal(out, _greedy_by_recomputation(model, prompt, 5, **cross))
+    other = dict(cross, encoder_hidden_states=torch.randn(2, 4, 32, generator=g))
+    assert not torch.equal(model.generate(prompt, max_new_tokens=5, **other), out)
+    no_mask = model.generate(prompt, max_new_tokens=2, encoder_hidden_states=cross["encoder_hidden_states"])
+    assert no_mask.shape == (2, 5)
+
+
+def test_generate_argument_errors():
+    model = make(bert_torch.BertLMHeadModel)
+    prompt = ids_for(bert_torch.BertModel, model.config, seq=3)
+    with pytest.raises(ValueError, match="is_decoder"):
+        bert_torch.BertLMHeadModel(tiny_config()).generate(prompt)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(prompt, max_new_tokens=0)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
+        model.generate(prompt, max_new_tokens=62)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(prompt, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match="top_k"):
+        model.generate(prompt, do_sample=True, top_k=0)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate(prompt, do_sample=True, top_p=1.5)
+    with pytest.raises(ValueError, match="attention_mask has shape"):
+        model.generate(prompt, attention_mask=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="id 99"):
+        model.generate(torch.full((1, 2), 99))
+    with pytest.raises(TypeError, match="integer ids"):
+        model.generate(prompt.float())
+    no_pad = make(bert_torch.BertLMHeadModel, pad_token_id=None)
+    with pytest.raises(ValueError, match="pad_token_id"):
+        no_pad.generate(prompt, eos_token_id=3)
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -438,7 +729,7 @@ def test_validation_errors():
         model()
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5\).*\(2, 7\)"):
         model(ids, attention_mask=torch.ones(2, 5))
-    with pytest.raises(ValueError, match=r"token_type_ids has shape \(2, 6\) but input_ids has shape \(2, 7\)"):
+    with pytest.raises(ValueError, match=r"token_type_ids has shape \(2, 6\); expected input_ids \(2, 7\)"):
         model(ids, token_type_ids=torch.zeros(2, 6, dtype=torch.long))
     with pytest.raises(ValueError, match="head_mask has shape"):
         model(ids, head_mask=torch.ones(3))
