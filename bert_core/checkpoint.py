@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import CONFIG_NAME, BertConfig
 from .hub import resolve_model_dir
-from .io_utils import atomic_path, atomic_write_text
+from .io_utils import atomic_path, atomic_write_text, recover_directory, staged_directory
 from .weights import LoadingInfo, match_state_dict
 
 PathLike = Union[str, os.PathLike]
@@ -70,6 +70,9 @@ _ST_DTYPES = {
 def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """Read one safetensors file into numpy arrays (BF16 is widened to float32 exactly).
 
+    The header is validated by the ``safetensors`` library itself (offsets contiguous and in bounds, sizes matching
+    dtype x shape, well-typed entries) before any tensor is read.
+
     Raises:
         CheckpointError: the file is truncated or corrupted, naming the file and what is wrong.
     """
@@ -84,6 +87,8 @@ def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
         except ValueError:  # an empty file cannot be mapped
             data = b""
     try:
+        _check_lengths(data, where)
+        _validate_header(path, where)
         return _parse_safetensors(data, where)
     finally:
         if isinstance(data, mmap.mmap):
@@ -93,7 +98,8 @@ def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
                 pass
 
 
-def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
+def _check_lengths(data, where: str) -> None:
+    """The two ways a file is cut short, named plainly (the library's message is less direct)."""
     if len(data) < 8:
         raise CheckpointError(f"{where}: truncated safetensors file ({len(data)} bytes, no header)")
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -102,6 +108,24 @@ def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
             f"{where}: truncated or corrupted safetensors file (header claims {header_len} bytes, "
             f"file has {len(data) - 8} after the length field)"
         )
+
+
+def _validate_header(path: Path, where: str) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="numpy") as handle:
+            handle.keys()
+    except SafetensorError as err:
+        reason = str(err)
+        if "incomplete" in reason.lower() or "buffer" in reason.lower():
+            raise CheckpointError(f"{where}: truncated safetensors file ({reason})") from err
+        raise CheckpointError(f"{where}: corrupted safetensors header ({reason})") from err
+
+
+def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
+    """Tensors of a file whose header ``safetensors`` has validated (the checks below are belts and braces)."""
+    (header_len,) = struct.unpack("<Q", data[:8])
     try:
         header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -300,22 +324,7 @@ def read_state_dict(directory: PathLike) -> Tuple["OrderedDict[str, np.ndarray]"
     """Every tensor of the checkpoint in ``directory`` as numpy, with the file name it came from."""
     path, name = find_weights_file(directory)
     if name in (SAFE_WEIGHTS_INDEX_NAME, PT_WEIGHTS_INDEX_NAME):
-        try:
-            index = json.loads(path.read_text(encoding="utf-8"))
-            weight_map = index["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{os.fspath(path)}: not a valid shard index ({err})") from err
-        state: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        for shard in sorted(set(weight_map.values())):
-            shard_path = path.parent / shard
-            if not shard_path.is_file():
-                raise CheckpointError(f"{os.fspath(path)}: lists shard {shard!r}, which does not exist")
-            part = read_safetensors(shard_path) if shard.endswith(".safetensors") else read_pytorch_bin(shard_path)
-            state.update(part)
-        missing = sorted(set(weight_map) - set(state))
-        if missing:
-            raise CheckpointError(f"{os.fspath(path)}: tensors listed in the index are in no shard: {missing[:5]}")
-        return state, name
+        return read_sharded(path), name
     readers = {
         SAFE_WEIGHTS_NAME: read_safetensors,
         PT_WEIGHTS_NAME: read_pytorch_bin,
@@ -323,6 +332,43 @@ def read_state_dict(directory: PathLike) -> Tuple["OrderedDict[str, np.ndarray]"
         FLAX_WEIGHTS_NAME: read_flax_msgpack,
     }
     return readers[name](path), name
+
+
+def read_sharded(index_path: PathLike) -> "OrderedDict[str, np.ndarray]":
+    """Every tensor of a sharded checkpoint, checked against its index.
+
+    Raises:
+        CheckpointError: naming the index or shard: not a valid index, a shard name that leaves the directory
+            (absolute, ``..``, a separator), a missing shard, or a shard without the tensors the index gives it.
+    """
+    path = Path(index_path)
+    where = os.fspath(path)
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{where}: not a valid shard index ({err})") from err
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{where}: not a valid shard index (needs a 'weight_map' object of tensor -> file name)")
+    by_shard: Dict[str, List[str]] = {}
+    for tensor, shard in weight_map.items():
+        by_shard.setdefault(shard, []).append(tensor)
+    state: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for shard in sorted(by_shard):
+        if not shard or Path(shard).name != shard or shard in (".", ".."):
+            raise CheckpointError(f"{where}: shard name {shard!r} is not a file name in the checkpoint directory")
+        shard_path = path.parent / shard
+        if not shard_path.is_file():
+            raise CheckpointError(f"{where}: lists shard {shard!r}, which does not exist")
+        part = read_safetensors(shard_path) if shard.endswith(".safetensors") else read_pytorch_bin(shard_path)
+        missing = sorted(set(by_shard[shard]) - set(part))
+        if missing:
+            raise CheckpointError(
+                f"{os.fspath(shard_path)}: the index {path.name} puts {len(missing)} tensors in this shard that it "
+                f"does not hold (e.g. {missing[:3]}): the checkpoint is incomplete or mixed"
+            )
+        state.update((k, part[k]) for k in by_shard[shard])
+    return state
 
 
 _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -343,6 +389,10 @@ def parse_size(size: Union[int, str]) -> int:
     return int(value)
 
 
+#: entries of a checkpoint directory that a save replaces (everything else in the directory is kept)
+CHECKPOINT_ENTRIES = (CONFIG_NAME, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, "model-*-of-*.safetensors")
+
+
 def save_state_dict(
     state: Mapping[str, np.ndarray],
     save_directory: PathLike,
@@ -350,15 +400,23 @@ def save_state_dict(
     max_shard_size: Union[int, str] = "5GB",
     metadata: Optional[Dict[str, str]] = None,
 ) -> List[Path]:
-    """Write ``state`` as ``model.safetensors`` (or shards + index), atomically; returns the files written.
+    """Write ``state`` as ``model.safetensors`` (or shards + index) into ``save_directory``, all or nothing.
 
-    Every file is first written under a temporary name and renamed only when all are complete, so an interrupted
-    save leaves the previous checkpoint readable. Stale weight files of another layout are removed afterwards.
+    The weight files are written into a staged copy of the directory that is swapped in whole
+    (:func:`bert_core.io_utils.staged_directory`): an interrupted save (kill, full disk) leaves the previous
+    checkpoint exactly as it was, never a mix of old and new shards. Returns the files written.
     """
-    directory = Path(save_directory)
-    if directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(f"save_directory {os.fspath(directory)!r} is a file")
-    directory.mkdir(parents=True, exist_ok=True)
+    with staged_directory(save_directory, replace=CHECKPOINT_ENTRIES[1:]) as stage:
+        names = _write_weights(state, stage, max_shard_size, metadata)
+    return [Path(os.path.realpath(save_directory)) / n for n in names]
+
+
+def _write_weights(
+    state: Mapping[str, np.ndarray],
+    directory: Path,
+    max_shard_size: Union[int, str],
+    metadata: Optional[Dict[str, str]],
+) -> List[str]:
     meta = {"format": "pt"}
     meta.update(metadata or {})
     limit = parse_size(max_shard_size)
@@ -371,35 +429,23 @@ def save_state_dict(
             size = 0
         shards[-1][name] = np.asarray(value)
         size += nbytes
-    written: List[Path] = []
     if len(shards) == 1:
         _write_safetensors(directory / SAFE_WEIGHTS_NAME, shards[0], meta)
-        written.append(directory / SAFE_WEIGHTS_NAME)
-        stale = [SAFE_WEIGHTS_INDEX_NAME]
-    else:
-        total = len(shards)
-        weight_map: Dict[str, str] = {}
-        for i, shard in enumerate(shards, 1):
-            file_name = f"model-{i:05d}-of-{total:05d}.safetensors"
-            _write_safetensors(directory / file_name, shard, meta)
-            written.append(directory / file_name)
-            weight_map.update({k: file_name for k in shard})
-        index = {
-            "metadata": {"total_size": int(sum(np.asarray(v).nbytes for v in state.values()))},
-            "weight_map": weight_map,
-        }
-        # the index is written last: until it lands, a reader still sees the previous complete checkpoint
-        atomic_write_text(directory / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
-        written.append(directory / SAFE_WEIGHTS_INDEX_NAME)
-        stale = [SAFE_WEIGHTS_NAME]
-    keep = {p.name for p in written}
-    for old in directory.glob("model-*-of-*.safetensors"):
-        if old.name not in keep:
-            old.unlink()
-    for name in stale:
-        if (directory / name).exists():
-            (directory / name).unlink()
-    return written
+        return [SAFE_WEIGHTS_NAME]
+    total = len(shards)
+    weight_map: Dict[str, str] = {}
+    names = []
+    for i, shard in enumerate(shards, 1):
+        file_name = f"model-{i:05d}-of-{total:05d}.safetensors"
+        _write_safetensors(directory / file_name, shard, meta)
+        names.append(file_name)
+        weight_map.update({k: file_name for k in shard})
+    index = {
+        "metadata": {"total_size": int(sum(np.asarray(v).nbytes for v in state.values()))},
+        "weight_map": weight_map,
+    }
+    atomic_write_text(directory / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return names + [SAFE_WEIGHTS_INDEX_NAME]
 
 
 # ------------------------------------------------------------------------------------------------ model level
@@ -420,6 +466,10 @@ def load_checkpoint(
     Returns:
         (config, raw state dict as stored, directory, weights file name).
     """
+    if not str(os.fspath(name_or_path)).strip():
+        raise ValueError("name_or_path is empty: pass a checkpoint directory or a hub id like 'org/name'")
+    if Path(name_or_path).parent.is_dir():
+        recover_directory(name_or_path)  # a save killed mid-swap (portable fallback only) is undone first
     directory = resolve_model_dir(
         name_or_path,
         allow_patterns=HUB_PATTERNS,
@@ -474,6 +524,12 @@ def load_head_weights(
     weights, info = match_state_dict(
         state, config, head, add_pooling_layer=add_pooling_layer, ignore_mismatched_sizes=ignore_mismatched_sizes
     )
+    not_float = [f"{n} ({np.asarray(a).dtype})" for n, a in weights.items() if np.asarray(a).dtype.kind != "f"]
+    if not_float:
+        raise CheckpointError(
+            f"{os.fspath(directory / file_name)}: BERT weights must be floating point, got integer or bool tensors: "
+            f"{not_float[:5]}"
+        )
     if not any(k.startswith(("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")) for k in weights):
         raise CheckpointError(
             f"{os.fspath(directory / file_name)}: no BERT weights found (keys like {list(state)[:3]})"
@@ -529,10 +585,14 @@ def save_pretrained(
     architecture: Optional[str] = None,
     max_shard_size: Union[int, str] = "5GB",
 ) -> Path:
-    """Write ``config.json`` and the canonical ``state`` (tied weights excluded by the caller), atomically."""
-    directory = Path(save_directory)
+    """Write ``config.json`` and the canonical ``state`` (tied weights excluded by the caller), all or nothing.
+
+    Config and weights land together (one directory swap, :func:`save_state_dict`); other files already in the
+    directory (tokenizer files, logs, training checkpoints) are kept.
+    """
     if architecture is not None:
         config = config.copy(architectures=[architecture])
-    save_state_dict(state, directory, max_shard_size=max_shard_size)
-    config.save_pretrained(directory)
-    return directory
+    with staged_directory(save_directory, replace=CHECKPOINT_ENTRIES) as stage:
+        _write_weights(state, stage, max_shard_size, None)
+        config.save_pretrained(stage)
+    return Path(save_directory)

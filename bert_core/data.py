@@ -27,59 +27,99 @@ def _rows(value) -> List[List[int]]:
     return [list(r) for r in value]
 
 
+#: value that pads a token-aligned extra key (labels are ignored by the losses; special tokens mask pads as special)
+PAD_VALUES = {"labels": IGNORE_INDEX, "special_tokens_mask": 1}
+_MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
 def pad_examples(
     examples, pad_token_id: int, pad_to_multiple_of: Optional[int] = None, padding_side: str = "right"
 ) -> Dict[str, np.ndarray]:
-    """Collate examples into padded int64 arrays ``(batch, seq_len)``.
+    """Collate examples into padded arrays: ``input_ids``, ``token_type_ids``, ``attention_mask`` int64
+    ``(batch, seq_len)``, and every other key the examples carry (nothing is dropped):
 
-    ``examples`` is a list of encodings (dicts with ``input_ids`` and optionally ``token_type_ids``/
-    ``attention_mask``), a list of id lists, or one dict of 2-D arrays/lists (e.g. a BatchEncoding).
+    - one number per example (a class label, ``start_positions``): stacked, ``(batch,)`` int64 or float32;
+    - integer sequences as long as the example's ``input_ids`` (token-classification ``labels``,
+      ``special_tokens_mask``): padded like the ids, with :data:`PAD_VALUES` (labels: -100) or 0;
+    - other equal-length sequences (multi-hot labels): stacked, ``(batch, n)``.
+
+    ``examples`` is a list of encodings (dicts with ``input_ids`` and optionally more keys), a list of id lists, or
+    one dict of 2-D arrays/lists (e.g. a BatchEncoding).
+
+    Raises:
+        ValueError: a key whose per-example values fit none of the rules, naming the key and the lengths.
     """
+    columns = _columns(examples)
+    ids = columns.pop("input_ids")
+    length = max((len(r) for r in ids), default=0)
+    if pad_to_multiple_of and length % pad_to_multiple_of:
+        length = (length // pad_to_multiple_of + 1) * pad_to_multiple_of
+    n = len(ids)
+    lengths = [len(r) for r in ids]
+    tt = columns.pop("token_type_ids", None)
+    am = columns.pop("attention_mask", None)
+    out = {
+        "input_ids": _pad_rows(ids, length, pad_token_id, padding_side),
+        "token_type_ids": _pad_rows(tt, length, 0, padding_side) if tt is not None else np.zeros((n, length), np.int64),
+        "attention_mask": _pad_rows(am, length, 0, padding_side)
+        if am is not None
+        else _pad_rows([[1] * k for k in lengths], length, 0, padding_side),
+    }
+    for key, values in columns.items():
+        out[key] = _collate_extra(key, values, lengths, length, padding_side)
+    return out
+
+
+def _columns(examples) -> Dict[str, list]:
+    """key -> per-example values (``input_ids`` first), from any of the accepted layouts."""
     if isinstance(examples, Mapping) or (
         hasattr(examples, "keys") and hasattr(examples, "__getitem__") and not isinstance(examples, (list, tuple))
     ):
         if "input_ids" not in examples:
             raise KeyError(f"the batch has no 'input_ids'; keys are {list(examples.keys())}")
-        ids = _rows(examples["input_ids"])
-        tt = _rows(examples["token_type_ids"]) if "token_type_ids" in examples else None
-        am = _rows(examples["attention_mask"]) if "attention_mask" in examples else None
-    elif isinstance(examples, (list, tuple)):
-        if not examples:
-            raise ValueError("cannot collate an empty list of examples")
-        first = examples[0]
-        if isinstance(first, Mapping) or hasattr(first, "keys"):
-            ids = [list(np.asarray(e["input_ids"]).tolist()) for e in examples]
-            tt = (
-                [list(np.asarray(e["token_type_ids"]).tolist()) for e in examples]
-                if "token_type_ids" in first
-                else None
-            )
-            am = (
-                [list(np.asarray(e["attention_mask"]).tolist()) for e in examples]
-                if "attention_mask" in first
-                else None
-            )
-        elif isinstance(first, (list, tuple, np.ndarray)):
-            ids, tt, am = [list(np.asarray(e).tolist()) for e in examples], None, None
-        else:
-            raise TypeError(f"examples must be dicts of ids or id sequences, got a list of {type(first).__name__}")
-    else:
+        return {k: list(examples[k]) for k in ["input_ids"] + [k for k in examples.keys() if k != "input_ids"]}
+    if not isinstance(examples, (list, tuple)):
         raise TypeError(f"examples must be a list of encodings or a dict of arrays, got {type(examples).__name__}")
-    length = max((len(r) for r in ids), default=0)
-    if pad_to_multiple_of and length % pad_to_multiple_of:
-        length = (length // pad_to_multiple_of + 1) * pad_to_multiple_of
-    n = len(ids)
-    out_ids = np.full((n, length), pad_token_id, dtype=np.int64)
-    out_tt = np.zeros((n, length), dtype=np.int64)
-    out_am = np.zeros((n, length), dtype=np.int64)
-    for i, row in enumerate(ids):
-        k = len(row)
+    if not examples:
+        raise ValueError("cannot collate an empty list of examples")
+    first = examples[0]
+    if isinstance(first, Mapping) or hasattr(first, "keys"):
+        keys = ["input_ids"] + [k for k in first.keys() if k != "input_ids"]
+        for i, e in enumerate(examples):
+            if set(e.keys()) != set(keys):
+                raise ValueError(f"example {i} has keys {sorted(e.keys())} but example 0 has {sorted(keys)}")
+        return {k: [e[k] for e in examples] for k in keys}
+    if isinstance(first, (list, tuple, np.ndarray)):
+        return {"input_ids": list(examples)}
+    raise TypeError(f"examples must be dicts of ids or id sequences, got a list of {type(first).__name__}")
+
+
+def _pad_rows(rows, length: int, value, padding_side: str, dtype=np.int64) -> np.ndarray:
+    out = np.full((len(rows), length), value, dtype=dtype)
+    for i, row in enumerate(rows):
+        row = np.asarray(row).reshape(-1)
+        k = min(len(row), length)
         sl = slice(0, k) if padding_side == "right" else slice(length - k, length)
-        out_ids[i, sl] = row
-        if tt is not None:
-            out_tt[i, sl] = tt[i][:k]
-        out_am[i, sl] = am[i][:k] if am is not None else 1
-    return {"input_ids": out_ids, "token_type_ids": out_tt, "attention_mask": out_am}
+        out[i, sl] = row[:k]
+    return out
+
+
+def _collate_extra(key: str, values: list, lengths: list, length: int, padding_side: str) -> np.ndarray:
+    arrays = [np.asarray(v) for v in values]
+    floating = any(a.dtype.kind == "f" for a in arrays)
+    dtype = np.float32 if floating else np.int64
+    if all(a.ndim == 0 for a in arrays):
+        return np.asarray(arrays, dtype=dtype)
+    sizes = [a.size for a in arrays]
+    if all(a.ndim == 1 for a in arrays):
+        if not floating and sizes == lengths:
+            return _pad_rows(arrays, length, PAD_VALUES.get(key, 0), padding_side)
+        if len(set(sizes)) == 1:
+            return np.stack(arrays).astype(dtype)
+    raise ValueError(
+        f"cannot collate {key!r}: per-example sizes {sizes} match neither the input_ids lengths {lengths} "
+        f"nor each other"
+    )
 
 
 class DataCollatorForMLM:
@@ -195,6 +235,7 @@ class DataCollatorForMLM:
 
     def __call__(self, examples) -> Dict[str, np.ndarray]:
         batch = pad_examples(examples, self.pad_token_id, self.pad_to_multiple_of)
+        batch.pop("special_tokens_mask", None)  # not a model input; the masking finds special ids itself
         batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], batch["attention_mask"])
         return batch
 

@@ -24,12 +24,19 @@ from bert_core.weights import HEADS, match_state_dict, stored_weights
 from .adapters import Adapter, get_adapter, resolve_backends
 from .cases import GRAD_HEADS, Case, build_cases, config_for, grad_case, split_incremental
 from .default import Checkpoint, load_checkpoint_any
-from .tolerance import DEFAULT_TOLERANCE, Comparison, Tolerance, compare, compare_exact
+from .tolerance import (
+    DEFAULT_TOLERANCE,
+    Comparison,
+    Tolerance,
+    compare,
+    compare_exact,
+    relative_gradient_error,
+    sgd_learning_rate,
+    step_allowance,
+)
 
 #: seed of bert_core.init.complete_weights for head weights a checkpoint lacks (same arrays for every backend)
 INIT_SEED = 0
-#: learning rate of the one SGD step
-SGD_LR = 1.0
 #: hook (backend, head, weights) -> weights, applied before a backend loads them (tests use it to break parity)
 WeightHook = Callable[[str, str, "OrderedDict[str, np.ndarray]"], Mapping[str, np.ndarray]]
 
@@ -379,27 +386,46 @@ def run_grads(report, ckpt, head, adapters, tol, weight_hook, seed, model_for, w
         gb = OrderedDict((n, grads[b][n]) for n in ga)
         _compare_flat(report, "grads", head, case.name, f"{a}~{b}", ga, gb, gtol)
 
-    # one identical SGD step, each backend from its own gradients
-    outputs = {}
+    # one identical SGD step (learning rate from the reference backend), each backend from its own gradients
+    if not grads:
+        return
+    reference = next(iter(grads))
+    base = _weights_for(ckpt, cfg, head, reference, weight_hook, weight_cache)
+    lr = sgd_learning_rate(base, grads[reference])
+    before, after = {}, {}
     for name, adapter in adapters.items():
         if name not in grads:
             continue
         try:
             w = _weights_for(ckpt, cfg, head, name, weight_hook, weight_cache)
             stepped = OrderedDict(
-                (n, (v - SGD_LR * np.asarray(grads[name].get(n, 0.0), np.float32)).astype(np.float32))
-                for n, v in w.items()
+                (n, (v - lr * np.asarray(grads[name].get(n, 0.0), np.float32)).astype(np.float32)) for n, v in w.items()
             )
             model = model_for(name, case)
+            before[name] = adapter.forward(model, case.inputs)
             adapter.load_weights(model, stepped)
             try:
-                outputs[name] = adapter.forward(model, case.inputs)
+                after[name] = adapter.forward(model, case.inputs)
             finally:
                 adapter.load_weights(model, w)  # later users of the cached model see the original weights
         except Exception as err:
             report.error("sgd_step", head, case.name, name, err)
-    for a, b in _pairs(list(outputs)):
-        _compare_flat(report, "sgd_step", head, case.name, f"{a}~{b}", outputs[a], outputs[b], tol)
+    for a, b in _pairs(list(after)):
+        error = relative_gradient_error(grads[a], grads[b])
+        for key in list(after[a]) + [k for k in after[b] if k not in after[a]]:
+            if key not in after[a] or key not in after[b]:
+                side = b if key not in after[b] else a
+                report.add(
+                    "sgd_step",
+                    head,
+                    case.name,
+                    key,
+                    f"{a}~{b}",
+                    Comparison(math.inf, 0.0, False, f"missing in {side}"),
+                )
+                continue
+            extra = step_allowance(before[a].get(key, np.zeros(0)), after[a][key], error)
+            report.add("sgd_step", head, case.name, key, f"{a}~{b}", compare(after[a][key], after[b][key], tol, extra))
 
 
 def run_chain(report, ckpt, head, adapters, tol, seed, workdir: Optional[str] = None) -> None:

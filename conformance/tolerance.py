@@ -4,13 +4,22 @@ Policy (fp32): two arrays agree when ``max|a - b| <= rtol * (1 + max|ref|)``, ``
 pair. The bound scales with the magnitude of the reference so that large logits and small hidden states are held to
 the same relative precision, and the ``1 +`` keeps it meaningful near zero. Integer arrays must be equal. Gradients
 accumulate over many more float operations than a forward pass, so they get ``grad_factor`` times the bound.
+
+After one SGD step the weights of two backends differ by ``lr * (g_a - g_b)``: each backend steps from its own
+gradients, which agree only to fp32 round-off. That difference moves the outputs in proportion to how far the step
+itself moved them, so the post-step bound adds ``STEP_SAFETY * e * max|out_after - out_before|`` to the forward
+bound, ``e = ||g_a - g_b|| / ||g_a||`` being the measured relative gradient disagreement (global norms): a valid
+model passes whatever its gradients' scale (a fine-tuned checkpoint's small gradients make ``e`` large and the check
+correspondingly looser), while a backend whose forward pass or gradients are wrong still fails. The step size is
+bounded relative to the weights (:func:`sgd_learning_rate`) so the step moves every model by the same small
+fraction, instead of a fixed learning rate that is negligible for one checkpoint and explosive for another.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Mapping, Tuple
 
 import numpy as np
 
@@ -18,6 +27,10 @@ import numpy as np
 DEFAULT_RTOL = 1e-5
 #: gradients are allowed this many times the forward bound.
 DEFAULT_GRAD_FACTOR = 10.0
+#: the SGD step moves the weights by this fraction of their global norm.
+STEP_FRACTION = 1e-3
+#: margin on the first-order propagation of the gradient disagreement through one step (nonlinearity, round-off).
+STEP_SAFETY = 4.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +80,39 @@ class Comparison:
     note: str = ""
 
 
-def compare(a: Any, b: Any, tol: Tolerance = DEFAULT_TOLERANCE) -> Comparison:
-    """Compare array ``a`` (the reference) with ``b`` under ``tol``. Shapes must match exactly."""
+def _global_norm(arrays) -> float:
+    return math.sqrt(sum(float(np.sum(np.square(np.asarray(x, np.float64)))) for x in arrays))
+
+
+def sgd_learning_rate(weights: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> float:
+    """The learning rate whose step ``lr * g`` has norm ``STEP_FRACTION * ||w||`` (0 for a zero gradient)."""
+    g = _global_norm(grads[n] for n in weights if n in grads)
+    return 0.0 if g == 0.0 else STEP_FRACTION * _global_norm(weights.values()) / g
+
+
+def relative_gradient_error(grads_a: Mapping[str, np.ndarray], grads_b: Mapping[str, np.ndarray]) -> float:
+    """``||g_a - g_b|| / ||g_a||`` over the tensors both have (global norms); 0 when both are zero."""
+    names = [n for n in grads_a if n in grads_b]
+    diff = _global_norm(np.asarray(grads_a[n], np.float64) - np.asarray(grads_b[n], np.float64) for n in names)
+    ref = _global_norm(grads_a[n] for n in names)
+    if ref == 0.0:
+        return 0.0 if diff == 0.0 else math.inf
+    return diff / ref
+
+
+def step_allowance(before: Any, after: Any, gradient_error: float) -> float:
+    """What a step adds to the bound of one output field: ``STEP_SAFETY * e * max|after - before|``."""
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    if before.shape != after.shape or before.size == 0 or before.dtype.kind in "iub":
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        moved = np.nan_to_num(np.abs(after - before), nan=0.0, posinf=0.0)
+    return STEP_SAFETY * gradient_error * float(np.max(moved))
+
+
+def compare(a: Any, b: Any, tol: Tolerance = DEFAULT_TOLERANCE, extra: float = 0.0) -> Comparison:
+    """Compare array ``a`` (the reference) with ``b`` under ``tol`` (plus ``extra`` on the bound). Shapes must
+    match exactly."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape:
@@ -88,7 +132,7 @@ def compare(a: Any, b: Any, tol: Tolerance = DEFAULT_TOLERANCE) -> Comparison:
         if not np.array_equal(nan_a, nan_b):
             return Comparison(math.inf, 0.0, False, "NaN in one output only")
         a64, b64 = np.where(nan_a, 0.0, a64), np.where(nan_b, 0.0, b64)
-    limit = tol.limit(a64)
+    limit = tol.limit(a64) + extra
     with np.errstate(invalid="ignore"):
         diff = float(np.max(np.abs(a64 - b64)))
     if math.isnan(diff):  # inf - inf
