@@ -844,6 +844,15 @@ class BertTokenizerBase:
                     f"stride ({stride}) must be smaller than the tokens left after special tokens "
                     f"(max_length {max_length} - {specials})"
                 )
+        if trunc_mode != "do_not_truncate" and max_length is not None and add_special_tokens:
+            # the Rust tokenizer would silently return more than max_length ids here; HF's slow one raises
+            specials = self.num_special_tokens_to_add(pair=any(p[1] is not None for p in pairs))
+            if max_length < specials:
+                raise ValueError(
+                    f"max_length={max_length} is smaller than the {specials} special tokens every row needs "
+                    f"([CLS] ... [SEP]{' ... [SEP]' if specials == 3 else ''}); use max_length >= {specials} "
+                    f"or add_special_tokens=False"
+                )
         if return_token_type_ids and not add_special_tokens and not self.is_fast:
             raise ValueError("return_token_type_ids=True needs add_special_tokens=True (as in HF's slow tokenizer)")
         if return_token_type_ids is None:

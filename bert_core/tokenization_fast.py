@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -195,6 +196,9 @@ class BertTokenizerFast(BertTokenizerBase):
         backend.no_truncation()
         backend.no_padding()
         self._tokenizer = backend
+        # The Rust tokenizer keeps truncation as state of the shared object: every call sets it, encodes and resets
+        # it under this lock, so concurrent calls with different settings cannot see each other's truncation.
+        self._lock = threading.RLock()
         if added_tokens:
             for _index, tok in sorted(added_tokens.items()):
                 if backend.token_to_id(tok.content) is None:
@@ -241,8 +245,10 @@ class BertTokenizerFast(BertTokenizerBase):
             if special_tokens:
                 tok.special = True
         if special_tokens:
-            return self._tokenizer.add_special_tokens([_backend_added_token(t) for t in tokens])
-        return self._tokenizer.add_tokens([_backend_added_token(t) for t in tokens])
+            with self._lock:
+                return self._tokenizer.add_special_tokens([_backend_added_token(t) for t in tokens])
+        with self._lock:
+            return self._tokenizer.add_tokens([_backend_added_token(t) for t in tokens])
 
     # -- conversions ----------------------------------------------------------------------------------------------------
 
@@ -279,7 +285,8 @@ class BertTokenizerFast(BertTokenizerBase):
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s): {sorted(kwargs)}")
         # an empty pair is no pair, as in HF's fast tokenizer (and this class's __call__)
-        return self._tokenizer.encode(text, pair or None, add_special_tokens=add_special_tokens).tokens
+        with self._lock:
+            return self._tokenizer.encode(text, pair or None, add_special_tokens=add_special_tokens).tokens
 
     def decode(
         self,
@@ -328,6 +335,10 @@ class BertTokenizerFast(BertTokenizerBase):
     def _encode_batch(self, inputs: list, options: _CallOptions) -> list:
         """``backend.encode_batch`` with truncation switched on for this call only; the Rust errors (and panics)
         become ValueError / RuntimeError that name the argument to change."""
+        with self._lock:
+            return self._encode_batch_locked(inputs, options)
+
+    def _encode_batch_locked(self, inputs: list, options: _CallOptions) -> list:
         backend = self._tokenizer
         max_length, truncation, stride = options.truncation_length, options.truncation, options.stride
         try:
@@ -361,6 +372,15 @@ class BertTokenizerFast(BertTokenizerBase):
                 raise
         finally:
             backend.no_truncation()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_lock", None)  # locks do not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # -- persistence -----------------------------------------------------------------------------------------------------
 

@@ -307,3 +307,62 @@ def test_empty_pair_encode_and_padding_side(which, request):
 
 def test_fast_tokenize_empty_pair(fast):
     assert fast.tokenize("hello", pair="", add_special_tokens=True) == ["[CLS]", "hello", "[SEP]"]
+
+
+def _args(text, kw):
+    # only_second cuts the (long) second text
+    return ("short first", text) if kw.get("truncation") == "only_second" else (text, None)
+
+
+def test_concurrent_calls_with_different_settings_do_not_mix(fast):
+    """Each call's truncation is its own: 4 threads, different max_length / truncation, every result as alone."""
+    import threading
+
+    text = " ".join(["the quick brown fox jumps over the lazy dog"] * 8)
+    settings_list = [
+        dict(truncation=True, max_length=20),
+        dict(truncation=False),
+        dict(truncation=True, max_length=57),
+        dict(truncation="only_second", max_length=12),
+    ]
+    expected = []
+    for kw in settings_list:
+        expected.append(fast(*_args(text, kw), **kw)["input_ids"])
+    errors = []
+
+    def worker(i):
+        kw = settings_list[i % 4]
+        for _ in range(150):
+            got = fast(*_args(text, kw), **kw)["input_ids"]
+            if got != expected[i % 4]:
+                errors.append((i, len(got), len(expected[i % 4])))
+            if i % 4 == 1:  # an untruncated tokenize() call racing the others
+                assert len(fast.tokenize(text)) == len(expected[1]) - 2
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:5]
+
+
+@pytest.mark.parametrize("max_length, pair", [(1, None), (2, "b"), (0, None)])
+def test_max_length_below_the_special_tokens_is_refused(fast, slow, max_length, pair):
+    for tok in (fast, slow):
+        with pytest.raises(ValueError, match=rf"max_length={max_length} is smaller than the \d special tokens"):
+            tok("a b c", pair, truncation=True, max_length=max_length)
+    # one text token more than the special tokens: both tokenizers agree
+    n = (3 if pair else 2) + 1
+    assert len(fast("a b c", pair, truncation=True, max_length=n)["input_ids"]) == n
+    assert (
+        slow("a b c", pair, truncation=True, max_length=n)["input_ids"]
+        == fast("a b c", pair, truncation=True, max_length=n)["input_ids"]
+    )
+
+
+def test_fast_tokenizer_pickles(fast):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(fast))
+    assert again("hello world")["input_ids"] == fast("hello world")["input_ids"]
