@@ -587,12 +587,27 @@ def save_pretrained(
 ) -> Path:
     """Write ``config.json`` and the canonical ``state`` (tied weights excluded by the caller), all or nothing.
 
-    Config and weights land together (one directory swap, :func:`save_state_dict`); other files already in the
-    directory (tokenizer files, logs, training checkpoints) are kept.
+    Config and weights land together (one directory swap, :func:`bert_core.io_utils.staged_directory`); other files
+    already in the directory (tokenizer files, logs, training checkpoints) are kept.
     """
+    with staged_directory(save_directory, replace=CHECKPOINT_ENTRIES) as stage:
+        write_checkpoint_files(stage, config, state, architecture=architecture, max_shard_size=max_shard_size)
+    return Path(save_directory)
+
+
+def write_checkpoint_files(
+    directory: PathLike,
+    config: BertConfig,
+    state: Mapping[str, np.ndarray],
+    *,
+    architecture: Optional[str] = None,
+    max_shard_size: Union[int, str] = "5GB",
+) -> List[Path]:
+    """``config.json`` + weights into ``directory`` as they are (no staging: for callers that stage a whole
+    directory themselves, like ``bert convert``). Returns the files written."""
+    directory = Path(directory)
     if architecture is not None:
         config = config.copy(architectures=[architecture])
-    with staged_directory(save_directory, replace=CHECKPOINT_ENTRIES) as stage:
-        _write_weights(state, stage, max_shard_size, None)
-        config.save_pretrained(stage)
-    return Path(save_directory)
+    names = _write_weights(state, directory, max_shard_size, None)
+    config.save_pretrained(directory)
+    return [directory / CONFIG_NAME] + [directory / n for n in names]

@@ -107,6 +107,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         backends=_split(args.backends),
         tolerance=tolerance,
         progress=say,
+        overwrite=args.overwrite,
     )
     src = result.source
     print(f"converted {src.kind} source {src.path} ({src.head}, {len(src.weights)} tensors) -> {result.destination}")
@@ -144,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a checkpoint to a canonical HF directory")
     c.add_argument("src", help="HF dir / hub id (any weight format), a .keras file, or a TF1 BERT checkpoint")
     c.add_argument("dst", help="output directory")
-    c.add_argument("--verify", action="store_true", help="check weights and outputs of the result against the source")
+    c.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the result against the source: weights and outputs on every backend (hf), or the reloaded "
+        "SavedModel's outputs (savedmodel); prints max|Δ| per check",
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace a non-empty destination directory as a whole")
     c.add_argument("--to", default="hf", choices=["hf", "savedmodel"], help="output format (default hf)")
     c.add_argument("--backends", help="backends used by --verify (default: installed)")
     c.add_argument("--tolerance", help="rtol for --verify")
@@ -167,18 +174,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .adapters import BackendUnavailable
     from .convert import ConversionError
 
+    user_errors = (BackendUnavailable, CheckpointError, ConversionError, OSError, ValueError, KeyError, ImportError)
     try:
         return int(args.func(args))
-    except (
-        BackendUnavailable,
-        CheckpointError,
-        ConversionError,
-        FileNotFoundError,
-        NotADirectoryError,
-        ValueError,
-    ) as err:
-        print(f"bert {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"bert {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - user errors get one line and exit 2; anything else is a bug: exit 3
+        if isinstance(err, user_errors) or _is_tensorflow_op_error(err):
+            print(f"bert {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        import traceback
+
+        traceback.print_exc()
+        print(f"bert {args.command}: internal error ({type(err).__name__}); please report it", file=sys.stderr)
+        return 3
+
+
+def _is_tensorflow_op_error(err: BaseException) -> bool:
+    """TensorFlow's OpError (a garbage TF1 checkpoint, a bad SavedModel) without importing tensorflow."""
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return errors is not None and isinstance(err, errors.OpError)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+        text = f"{text}: {err.filename}"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 from bert_core.checkpoint import WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
 from bert_core.config import BertConfig
 from bert_core.hub import looks_like_hub_id
+from bert_core.io_utils import staged_directory
 from bert_core.weights import HEADS, match_state_dict, normalize_state_dict
 
 from .default import Checkpoint
@@ -265,21 +266,31 @@ class ConvertResult:
     report: Any = None  # a runner.Report when verified
 
 
-def write_canonical(source: Source, dst: Any) -> List[Path]:
-    """Write config.json + model.safetensors (+ tokenizer files) for ``source`` into ``dst``."""
-    from bert_core.checkpoint import save_pretrained
-
-    dst = Path(dst)
+def _check_destination(dst: Path, overwrite: bool) -> None:
     if dst.exists() and not dst.is_dir():
         raise ConversionError(f"destination {dst} is a file; expected a directory")
-    save_pretrained(dst, source.config, source.weights, architecture=source.head)
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise ConversionError(
+            f"destination {dst} is not empty; pass --overwrite (overwrite=True) to replace it as a whole"
+        )
+
+
+def write_canonical(source: Source, dst: Any, overwrite: bool = False) -> List[Path]:
+    """Write config.json + model.safetensors (+ tokenizer files) for ``source`` into ``dst``.
+
+    ``dst`` must be empty or missing unless ``overwrite``; then it is replaced as a whole (nothing stale is left,
+    and an interrupted conversion leaves the previous directory untouched).
+    """
+    from bert_core.checkpoint import write_checkpoint_files
+
+    dst = Path(dst)
+    _check_destination(dst, overwrite)
+    with staged_directory(dst, replace=("*",)) as stage:
+        write_checkpoint_files(stage, source.config, source.weights, architecture=source.head)
+        for f in source.tokenizer_files:
+            shutil.copyfile(f, stage / f.name)
     files = [dst / "config.json", dst / "model.safetensors"]
-    for f in source.tokenizer_files:
-        target = dst / f.name
-        if f.resolve() != target.resolve():
-            shutil.copyfile(f, target)
-        files.append(target)
-    return files
+    return files + [dst / f.name for f in source.tokenizer_files]
 
 
 def verify(
@@ -354,18 +365,26 @@ def convert(
     backends: Optional[Sequence[str]] = None,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     progress: Optional[Callable[[str], None]] = None,
+    overwrite: bool = False,
 ) -> ConvertResult:
-    """Convert ``src`` to a canonical HF directory ``dst`` (``to="savedmodel"``: a serving SavedModel instead)."""
-    source = read_source(src)
-    dst = Path(dst)
+    """Convert ``src`` to a canonical HF directory ``dst`` (``to="savedmodel"``: a serving SavedModel instead).
+
+    ``verify_result``: for ``hf``, weights bit-equal and outputs equal on every backend; for ``savedmodel``, the
+    reloaded SavedModel's outputs equal the tf model's on the same token ids. ``dst`` must be empty unless
+    ``overwrite`` (then it is replaced as a whole).
+    """
     if to not in ("hf", "savedmodel"):
         raise ConversionError(f"unknown --to {to!r}; expected 'hf' or 'savedmodel'")
-    if verify_result and to != "hf":
-        raise ConversionError("--verify compares the converted HF directory with the source; it needs --to hf")
+    dst = Path(dst)
+    _check_destination(dst, overwrite)
+    source = read_source(src)
     if to == "savedmodel":
         files = export_savedmodel(source, dst)
-        return ConvertResult(source, dst, files)
-    files = write_canonical(source, dst)
+        result = ConvertResult(source, dst, files)
+        if verify_result:
+            result.report = verify_savedmodel(source, dst, tolerance, progress)
+        return result
+    files = write_canonical(source, dst, overwrite=overwrite)
     result = ConvertResult(source, dst, files)
     if verify_result:
         result.report = verify(source, dst, backends, tolerance, progress)
@@ -420,7 +439,50 @@ def export_savedmodel(source: Source, dst: Path) -> List[Path]:
     archive.track(model)
     archive.track(tokenizer)
     archive.add_endpoint("serving_default", serve)
-    dst.mkdir(parents=True, exist_ok=True)
-    archive.write_out(str(dst), verbose=False)
-    source.config.save_pretrained(dst)  # what the head is, for humans and tools; TF Serving ignores it
+    with staged_directory(dst, replace=("*",)) as stage:
+        archive.write_out(str(stage), verbose=False)
+        source.config.save_pretrained(stage)  # what the head is, for humans and tools; TF Serving ignores it
     return [dst / "saved_model.pb", dst / "config.json"]
+
+
+#: texts the SavedModel check runs (plain, punctuation and digits, accents, a pair-length sentence, CJK)
+VERIFY_TEXTS = [
+    "hello world",
+    "A longer sentence, with punctuation; numbers 12345 and an email: a@b.c!",
+    "Ünïcödé àccents and naïve café",
+    "the quick brown fox jumps over the lazy dog " * 3,
+    "中文 text",
+]
+
+
+def verify_savedmodel(source: Source, dst: Path, tolerance: Tolerance = DEFAULT_TOLERANCE, progress=None):
+    """Reload the SavedModel (``tf.saved_model.load``, as TF Serving would) and compare every output of its
+    ``serving_default`` on :data:`VERIFY_TEXTS` with the tf model run in process on the ids the SavedModel's
+    tokenizer produced. Returns a runner.Report (pair ``tf~savedmodel``)."""
+    import time
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers NormalizeUTF8 & co., which the SavedModel's tokenizer needs)
+
+    import bert_tf
+
+    from .runner import Report, _compare_flat
+
+    start = time.perf_counter()
+    (progress or (lambda m: None))("verify the SavedModel")
+    report = Report(f"{source.path} -> {dst} (SavedModel)", ["tf"], [source.head], tolerance)
+    try:
+        served = tf.saved_model.load(str(dst)).signatures["serving_default"]
+        got = {k: v.numpy() for k, v in served(text=tf.constant(VERIFY_TEXTS)).items()}
+        ids = got.pop("input_ids").astype(np.int32)
+        mask = (ids != source.config.pad_token_id).astype(np.int32)
+        mask[:, 0] = 1
+        model = getattr(bert_tf, source.head)(source.config)
+        model.load_canonical_weights(source.weights)
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids), training=False)
+        expected = {k: np.asarray(v) for k, v in out.items() if isinstance(v, tf.Tensor)}
+        _compare_flat(report, "outputs", source.head, "savedmodel", "tf~savedmodel", expected, got, tolerance)
+    except Exception as err:  # a SavedModel that does not load or run is a failed verification, reported as such
+        report.error("verify", source.head, "savedmodel", "tf", err)
+    report.seconds = time.perf_counter() - start
+    return report

@@ -125,9 +125,11 @@ class Report:
             f"parity of {self.checkpoint} on {', '.join(self.backends)}; tolerance max|Δ| <= "
             f"{self.tolerance.rtol:g}*(1+max|ref|) (gradients x{self.tolerance.grad_factor:g})",
         ]
-        cols = pairs + [s for s in singles if any(k[1] == s for k in summary)]
-        if not cols:
-            cols = singles
+        present = list(OrderedDict.fromkeys(k[1] for k in summary if k[1] != "all"))
+        # backend pairs always (a missing one shows as "-"), then self-checks and any other pair present
+        # (``bert convert --verify`` compares "torch:source~torch:result", "tf~savedmodel" ...)
+        cols = pairs + [c for c in singles + present if c in present and c not in pairs]
+        cols = list(OrderedDict.fromkeys(cols)) or singles
         lines.append(f"{'head / check':<{lw}}  " + "  ".join(f"{c:<16}" for c in cols))
         for label in labels:
             cells = []

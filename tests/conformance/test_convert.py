@@ -250,8 +250,10 @@ def test_errors_name_the_problem(ckpt, tmp_path):
         read_source(bad)
     good = _hf_dir(ckpt, tmp_path / "good")
     save_state_dict(ckpt.state, good)
-    with pytest.raises(ConversionError, match="needs --to hf"):
-        convert(good, tmp_path / "serving", to="savedmodel", verify_result=True)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "old.txt").write_text("x")
+    with pytest.raises(ConversionError, match=r"taken is not empty; pass --overwrite"):
+        convert(good, tmp_path / "taken")
     with pytest.raises(ConversionError, match="unknown --to"):
         convert(good, tmp_path / "out", to="onnx")
 
@@ -273,7 +275,9 @@ def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
     from bert_core.checkpoint import save_pretrained
 
     save_pretrained(src, ckpt.config, weights, architecture=head)
-    result = convert(src, tmp_path / "serving", to="savedmodel")
+    result = convert(src, tmp_path / "serving", to="savedmodel", verify_result=True)
+    assert result.report.passed and {r.pair for r in result.report.rows} == {"tf~savedmodel"}
+    assert "tf~savedmodel" in result.report.format_table() and "logits" in {r.field for r in result.report.rows}
     served = tf.saved_model.load(str(result.destination)).signatures["serving_default"]
     out = served(text=tf.constant(["hello world", "the cats sat"]))
     ids = out["input_ids"].numpy()
@@ -307,3 +311,81 @@ def test_hub_id_rule_is_the_one_of_bert_core(tmp_path, monkeypatch):
                 detect_source(text)
             with pytest.raises(FileNotFoundError, match="does not exist"):
                 load_checkpoint_any(text)
+
+
+def test_overwrite_replaces_the_destination_as_a_whole(ckpt, tmp_path):
+    good = _hf_dir(ckpt, tmp_path / "good")
+    from bert_core.checkpoint import save_state_dict
+
+    save_state_dict(ckpt.state, good)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    for stale in ("config.json", "model-00001-of-00002.safetensors", "vocab.txt", "notes.md"):
+        (dst / stale).write_text("stale")
+    convert(good, dst, overwrite=True)
+    tokenizer_files = sorted(p.name for p in good.iterdir() if p.suffix in (".txt",) or "token" in p.name)
+    assert sorted(p.name for p in dst.iterdir()) == sorted(["config.json", "model.safetensors"] + tokenizer_files)
+    assert all((dst / name).read_text() != "stale" for name in tokenizer_files)
+    assert read_state_dict(dst)[0].keys() == read_state_dict(good)[0].keys()
+
+
+def test_verify_table_shows_the_deltas(ckpt, tmp_path, backend_status, capsys):
+    from conformance.cli import main
+
+    usable = backend_status[0]
+    if not usable:
+        pytest.skip("no backend")
+    good = _hf_dir(ckpt, tmp_path / "good")
+    from bert_core.checkpoint import save_state_dict
+
+    save_state_dict(ckpt.state, good)
+    assert main(["convert", str(good), str(tmp_path / "out"), "--verify", "--backends", usable[0], "-q"]) == 0
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.startswith("head / check"))
+    assert f"{usable[0]}:source~{usable[0]}:result" in header and "source~result" in header
+    lines = table.splitlines()
+    rows = lines[lines.index(header) + 1 :]
+    rows = rows[: next((i for i, line in enumerate(rows) if not line.strip()), len(rows))]
+    assert rows and all(" pass" in line and "FAIL" not in line for line in rows if not line.startswith("PASS")), table
+
+
+def test_cli_user_errors_exit_2_with_one_line(ckpt, tmp_path, capsys):
+    from conformance.cli import main
+
+    good = _hf_dir(ckpt, tmp_path / "good")
+    from bert_core.checkpoint import save_state_dict
+
+    save_state_dict(ckpt.state, good)
+    (tmp_path / "a-file").write_text("x")
+    # the destination cannot be created (its parent is a file): an OSError, not a traceback
+    assert main(["convert", str(good), str(tmp_path / "a-file" / "out"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bert convert: error:") and "a-file" in err[0], err
+    # a garbage TF1 checkpoint: TensorFlow's own error (or ours), mapped to exit 2
+    tf1 = tmp_path / "tf1"
+    tf1.mkdir()
+    (tf1 / "bert_config.json").write_text(json.dumps(ckpt.config.to_dict()))
+    (tf1 / "bert_model.ckpt.index").write_bytes(b"garbage")
+    (tf1 / "bert_model.ckpt.data-00000-of-00001").write_bytes(b"garbage")
+    code = main(["convert", str(tf1), str(tmp_path / "o2"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("bert convert: error:"), err
+
+
+def test_cli_internal_errors_are_not_user_errors(ckpt, tmp_path, capsys, monkeypatch):
+    from conformance import cli
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_convert", broken)
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "convert", broken))
+    assert cli.main(["convert", "a", "b"]) == 3
+    assert "internal error (ZeroDivisionError)" in capsys.readouterr().err
+
+
+def _with_func(parser, command, func):
+    for action in parser._subparsers._group_actions:
+        action.choices[command].set_defaults(func=func)
+    return parser
