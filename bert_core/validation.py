@@ -309,6 +309,104 @@ def generation_position_ids(attention_mask):
     return np.where(mask == 0, 1, positions)
 
 
+IGNORE_INDEX = -100
+
+#: head -> label name -> (rank relative to the input: "tokens" (B, S) | "rows" (B,), what the values index)
+_LABELS = {
+    "BertForPreTraining": {"labels": ("tokens", "vocab_size"), "next_sentence_label": ("rows", 2)},
+    "BertLMHeadModel": {"labels": ("tokens", "vocab_size")},
+    "BertForMaskedLM": {"labels": ("tokens", "vocab_size")},
+    "BertForNextSentencePrediction": {"labels": ("rows", 2)},
+    "BertForMultipleChoice": {"labels": ("rows", "num_choices")},
+    "BertForTokenClassification": {"labels": ("tokens", "num_labels")},
+    "BertForQuestionAnswering": {"start_positions": ("positions", None), "end_positions": ("positions", None)},
+}
+
+
+def check_labels(
+    config: BertConfig,
+    head: str,
+    name: str,
+    shape: Sequence[Optional[int]],
+    kind: str,
+    values=None,
+    *,
+    batch: Optional[int],
+    seq_len: Optional[int],
+    num_choices: Optional[int] = None,
+) -> None:
+    """The labels of a head's loss, checked host-side the same way in every backend (before any jitted step).
+
+    Args:
+        head: the head class name; name: the label argument ("labels", "next_sentence_label", "start_positions"...).
+        shape, kind: the label array's shape (``None`` for traced dims) and numpy dtype kind.
+        values: the labels as a numpy array when concrete (eager), else None (only shapes are checked).
+        batch, seq_len: of the input ids (for multiple choice: the original batch; num_choices the choices).
+
+    Raises:
+        ValueError / TypeError naming the argument, the value or shape, and the valid range: class ids outside
+        [0, n) other than -100 (a NaN loss, or -1 silently read as the last class, otherwise), wrong shapes, float
+        class ids.
+    """
+
+    shape = tuple(shape)
+    if head == "BertForSequenceClassification":
+        problem = resolve_problem_type(config, kind in "iu" if kind else True)
+        n = config.num_labels
+        if problem == "single_label_classification":
+            _check_label_shape(name, shape, [(batch,), (batch, 1)], f"(batch,) = ({batch},) class ids")
+            _check_label_ids(name, kind, values, n, "num_labels")
+        elif problem == "regression":
+            allowed = [(batch,), (batch, 1)] if n == 1 else [(batch, n)]
+            _check_label_shape(name, shape, allowed, f"({batch},) targets" if n == 1 else f"({batch}, {n}) targets")
+        else:
+            _check_label_shape(
+                name,
+                shape,
+                [(batch, n)],
+                f"({batch}, {n}) multi-hot targets for multi_label_classification (float labels with num_labels > 1); "
+                "for single-label classification pass integer class ids of shape (batch,)",
+            )
+        return
+    rule = _LABELS.get(head, {}).get(name)
+    if rule is None:
+        raise TypeError(f"{head} takes no {name!r}")
+    layout, size = rule
+    if layout == "tokens":
+        _check_label_shape(name, shape, [(batch, seq_len)], f"(batch, seq_len) = ({batch}, {seq_len}) like input_ids")
+    else:
+        _check_label_shape(name, shape, [(batch,), (batch, 1)], f"(batch,) = ({batch},)")
+    if layout == "positions":
+        if kind and kind not in "iu":
+            raise TypeError(f"{name} must hold integer token positions, got dtype kind {kind!r}")
+        return  # HF clamps positions to [0, seq_len] and ignores seq_len
+    n = {"vocab_size": config.vocab_size, "num_labels": config.num_labels, "num_choices": num_choices}.get(size, size)
+    _check_label_ids(name, kind, values, n, size if isinstance(size, str) else "classes")
+
+
+def _check_label_shape(name: str, shape, allowed, expected: str) -> None:
+    if not any(_dims_match(shape, a) for a in allowed):
+        raise ValueError(f"{name} has shape {tuple(shape)}; expected {expected}")
+
+
+def _check_label_ids(name: str, kind: str, values, n: Optional[int], what: str) -> None:
+    import numpy as np
+
+    if kind and kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integer class ids (or -100 to ignore), got a "
+            f"{'floating-point' if kind == 'f' else repr(kind)} array"
+        )
+    if values is None or n is None:
+        return
+    values = np.asarray(values)
+    bad = values[(values != IGNORE_INDEX) & ((values < 0) | (values >= n))]
+    if bad.size:
+        raise ValueError(
+            f"{name} contains {int(bad.flat[0])}, out of range for {what}={n} (valid: 0..{n - 1}, or -100 to ignore)"
+        )
+
+
 def check_multiple_choice_inputs(
     input_ids: Optional[ArrayInfo] = None,
     attention_mask: Optional[ArrayInfo] = None,
