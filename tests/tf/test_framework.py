@@ -1,5 +1,9 @@
 """Keras / TensorFlow integration: compile+fit with the head's own loss, evaluate, predict, XLA with variable
-shapes, SavedModel serving, and the .keras format."""
+shapes, SavedModel serving, the .keras format, and the import-time backend selection."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +13,9 @@ keras = pytest.importorskip("keras")
 
 import bert_tf  # noqa: E402
 from bert_core import tiny_config  # noqa: E402
+
+CLASSES = {cls.head_name: cls for cls in bert_tf.ALL_MODEL_CLASSES}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _task(n=32, seq=8, seed=0):
@@ -121,15 +128,33 @@ def test_saved_model_export_and_reload(classifier, tmp_path):
         np.testing.assert_allclose(sig["logits"], ref, atol=1e-5)
 
 
-def test_tf_saved_model_save(tmp_path):
-    model = bert_tf.BertModel(tiny_config(), seed=0)
+@pytest.mark.parametrize("head", ["BertModel", "BertForSequenceClassification"])
+def test_tf_saved_model_save(head, tmp_path):
+    """Plain tf.saved_model.save, of the model itself and of a tf.Module holding it (the nested ``bert`` model
+    must not contribute a bogus default signature)."""
+    model = CLASSES[head](tiny_config(), seed=0)
+    ids = np.random.default_rng(0).integers(1, 99, (2, 5)).astype(np.int32)
     tf.saved_model.save(model, str(tmp_path / "raw"), signatures=model.serving_function())
     reloaded = tf.saved_model.load(str(tmp_path / "raw"))
-    ids = np.random.default_rng(0).integers(1, 99, (2, 5)).astype(np.int32)
     out = reloaded.signatures["serving_default"](
         input_ids=tf.constant(ids), attention_mask=tf.ones_like(ids), token_type_ids=tf.zeros_like(ids)
     )
-    np.testing.assert_allclose(out["last_hidden_state"], model(input_ids=ids).last_hidden_state, atol=1e-5)
+    key = "last_hidden_state" if head == "BertModel" else "logits"
+    np.testing.assert_allclose(out[key], model(input_ids=ids)[key], atol=1e-5)
+
+    class Holder(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32)])
+        def serve(self, input_ids):
+            return {key: self.model(input_ids, training=False)[key]}
+
+    holder = Holder()
+    tf.saved_model.save(holder, str(tmp_path / "module"), signatures={"serving_default": holder.serve})
+    served = tf.saved_model.load(str(tmp_path / "module")).signatures["serving_default"](input_ids=tf.constant(ids))
+    np.testing.assert_allclose(served[key], model(input_ids=ids)[key], atol=1e-5)
 
 
 @pytest.mark.parametrize("head", ["BertForMaskedLM", "BertLMHeadModel", "BertForMultipleChoice"])
@@ -137,7 +162,7 @@ def test_keras_file_round_trip(head, tmp_path):
     config = tiny_config(
         is_decoder=head == "BertLMHeadModel", position_embedding_type="relative_key_query", num_labels=3
     )
-    model = bert_tf.HEAD_CLASSES[head](config, seed=4)
+    model = CLASSES[head](config, seed=4)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -147,3 +172,23 @@ def test_keras_file_round_trip(head, tmp_path):
         np.testing.assert_array_equal(loaded.canonical_weights()[name], value, err_msg=name)
     clone = type(model).from_config(model.get_config())
     assert clone.config == model.config and clone.name == model.name
+
+
+# ------------------------------------------------------------------------------------------------ import isolation
+
+
+def _run(code, env=None):
+    full_env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    full_env.pop("KERAS_BACKEND", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=240)
+
+
+def test_import_isolation_and_backend_selection():
+    res = _run(
+        "import sys, bert_tf, keras; bad=[m for m in ('torch','jax','flax') if m in sys.modules]; "
+        "assert not bad, bad; assert keras.backend.backend()=='tensorflow'; print('ok')"
+    )
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+    res = _run("import bert_tf", env={"KERAS_BACKEND": "jax"})
+    assert res.returncode != 0 and "KERAS_BACKEND=tensorflow" in res.stderr, res.stderr[-2000:]
