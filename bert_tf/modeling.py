@@ -153,7 +153,7 @@ def _to_tensor(x: Any, dtype: Optional[tf.DType] = None) -> Optional[tf.Tensor]:
     return t
 
 
-# ----------------------------------------------------------------------------------------------- activations
+# -------------------------------------------------------------------------------------------------------- activations
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -184,7 +184,7 @@ ACT2FN = {
 }
 
 
-# ----------------------------------------------------------------------------------------------- input checks
+# ------------------------------------------------------------------------------------------------------- input checks
 
 
 def _array_info(x: Any, values: bool) -> Optional[validation.ArrayInfo]:
@@ -240,7 +240,20 @@ def _check_inputs(
     )
 
 
-# ----------------------------------------------------------------------------------------------- masks and losses
+def _check_labels(config: BertConfig, head: str, name: str, labels: Any, logits: tf.Tensor) -> None:
+    """``bert_core.validation.check_labels`` on one label tensor of a head whose logits are (B, S, ...) or (B, C);
+    values (class ids in range) only when executing eagerly."""
+    if labels is None:
+        return
+    info = _array_info(labels, values=False)
+    values = np.asarray(labels) if tf.executing_eagerly() else None
+    batch, second = logits.shape.as_list()[:2]
+    validation.check_labels(
+        config, head, name, info.shape, info.kind, values, batch=batch, seq_len=second, num_choices=second
+    )
+
+
+# --------------------------------------------------------------------------------------------------- masks and losses
 
 
 def _extended_attention_mask(config: BertConfig, attention_mask, seq_len, past_length, dtype: tf.DType) -> tf.Tensor:
@@ -302,7 +315,7 @@ def _bce_with_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype), logits=logits))
 
 
-# ----------------------------------------------------------------------------------------------- the ladder
+# --------------------------------------------------------------------------------------------------------- the ladder
 
 
 @_register
@@ -791,7 +804,7 @@ class BertPreTrainingHeads(keras.layers.Layer):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-# ----------------------------------------------------------------------------------------------- caches
+# ------------------------------------------------------------------------------------------------------------- caches
 
 # A layer's cache entry ``past_key_value`` is HF's legacy tuple: (self_k, self_v) or (self_k, self_v, cross_k,
 # cross_v), each float (B, N, P|E, D); the model's ``past_key_values`` is one entry per layer. ``cache_active``
@@ -803,7 +816,7 @@ def _past_length(past_key_values) -> Any:
     return 0 if past_key_values is None else _shape_list(past_key_values[0][0])[2]
 
 
-# ----------------------------------------------------------------------------------------------- models
+# ------------------------------------------------------------------------------------------------------------- models
 
 _CALL_ARGUMENTS: Dict[type, Tuple[str, ...]] = {}
 
@@ -1207,7 +1220,7 @@ class BertModel(BertPreTrainedModel):
         return _finish(output, return_dict)
 
 
-# ----------------------------------------------------------------------------------------------- heads
+# -------------------------------------------------------------------------------------------------------------- heads
 
 
 class _HeadModel(BertPreTrainedModel):
@@ -1287,6 +1300,8 @@ class BertForPreTraining(_HeadModel):
             training,
         )
         prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, prediction_scores)
+        _check_labels(self.config, self.head_name, "next_sentence_label", next_sentence_label, prediction_scores)
         loss = None
         if labels is not None and next_sentence_label is not None:
             loss = _cross_entropy(prediction_scores, labels) + _cross_entropy(nsp_scores, next_sentence_label)
@@ -1358,6 +1373,7 @@ class BertLMHeadModel(_HeadModel):
             use_cache=use_cache,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None
         if labels is not None:
             loss = _cross_entropy(logits[:, :-1], _to_tensor(labels)[:, 1:])
@@ -1514,6 +1530,7 @@ class BertForMaskedLM(_HeadModel):
             encoder_attention_mask=encoder_attention_mask,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
@@ -1565,6 +1582,7 @@ class BertForNextSentencePrediction(_HeadModel):
             training,
         )
         logits = self.cls(out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             NextSentencePredictorOutput(
@@ -1620,6 +1638,7 @@ class BertForSequenceClassification(_HeadModel):
             training,
         )
         logits = self.classifier(self.dropout(out.pooler_output, training=training))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None
         if labels is not None:
             labels = _to_tensor(labels)
@@ -1697,6 +1716,7 @@ class BertForMultipleChoice(_HeadModel):
             training,
         )
         logits = tf.reshape(self.classifier(self.dropout(out.pooler_output, training=training)), (-1, num_choices))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MultipleChoiceModelOutput(
@@ -1750,6 +1770,7 @@ class BertForTokenClassification(_HeadModel):
             training,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state, training=training))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
@@ -1804,6 +1825,8 @@ class BertForQuestionAnswering(_HeadModel):
         )
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
+        _check_labels(self.config, self.head_name, "start_positions", start_positions, start_logits)
+        _check_labels(self.config, self.head_name, "end_positions", end_positions, start_logits)
         loss = None
         if start_positions is not None and end_positions is not None:
             start_positions = tf.reshape(_to_tensor(start_positions, tf.int32), [-1])
@@ -1840,7 +1863,7 @@ ALL_MODEL_CLASSES = (
 )
 
 
-# ----------------------------------------------------------------------------------------------- harness helper
+# ----------------------------------------------------------------------------------------------------- harness helper
 
 
 def canonical_grads(model: BertPreTrainedModel, inputs: Dict[str, Any]) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:

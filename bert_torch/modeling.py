@@ -42,7 +42,7 @@ from bert_core.outputs import (
 )
 from bert_core.weights import backend_path, check_weights_match, head_has_pooler, stored_weights
 
-# ---- activations
+# -------------------------------------------------------------------------------------------------------- activations
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,7 @@ ACT2FN = {
 }
 
 
-# ---- input checks
+# ------------------------------------------------------------------------------------------------------- input checks
 
 
 def _is_tracing() -> bool:
@@ -90,11 +90,20 @@ def _static(dim: Any) -> Optional[int]:
     return dim if isinstance(dim, int) else None
 
 
+def _as_tensor(x: Any) -> Any:
+    """A numpy array as a tensor (int arrays as int64, others as they are); anything else unchanged."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x)).long() if x.dtype.kind in "iu" else torch.from_numpy(x)
+    return x
+
+
 def _array_info(x: Optional[torch.Tensor], values: bool) -> Optional[validation.ArrayInfo]:
     """What ``bert_core.validation`` needs to know of ``x``: shape, dtype kind, and (when ``values`` and ``x`` holds
     integers) its min and max. None for a missing input."""
     if x is None:
         return None
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"inputs must be torch.Tensor (or numpy arrays), got {type(x).__name__}")
     dtype = x.dtype
     if dtype == torch.bool:
         kind = "b"
@@ -139,7 +148,22 @@ def _check_inputs(
     )
 
 
-# ---- masks and losses
+def _check_labels(
+    config: BertConfig, head: str, name: str, labels: Optional[torch.Tensor], logits: torch.Tensor
+) -> None:
+    """``bert_core.validation.check_labels`` on one label tensor of a head whose logits are (B, S, ...) or (B, C);
+    values (class ids in range) only when not tracing."""
+    if labels is None:
+        return
+    info = _array_info(labels, values=False)
+    values = None if _is_tracing() else labels.detach().cpu().numpy()
+    batch, second = (_static(d) for d in logits.shape[:2])
+    validation.check_labels(
+        config, head, name, info.shape, info.kind, values, batch=batch, seq_len=second, num_choices=second
+    )
+
+
+# --------------------------------------------------------------------------------------------------- masks and losses
 
 
 def _extended_attention_mask(
@@ -215,7 +239,7 @@ def _sampling_logits(
     return logits
 
 
-# ---- the ladder
+# --------------------------------------------------------------------------------------------------------- the ladder
 
 
 class BertEmbeddings(nn.Module):
@@ -646,7 +670,7 @@ class BertPreTrainingHeads(nn.Module):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-# ---- caches
+# ------------------------------------------------------------------------------------------------------------- caches
 # HF's legacy tuples: ``past_key_values`` holds one entry per layer, ``past_key_value`` = (self_k, self_v) or, with
 # cross-attention, (self_k, self_v, cross_k, cross_v), each float (B, N, P or E, D). A layer returns its ``present``
 # entry (keys and values including this step's); ``cache_active`` is the one flag that travels down the ladder.
@@ -659,7 +683,7 @@ def _past_length(past_key_values: Optional[Sequence[LayerCache]]) -> int:
     return 0 if past_key_values is None else past_key_values[0][0].shape[2]
 
 
-# ---- models
+# ------------------------------------------------------------------------------------------------------------- models
 
 
 class BertPreTrainedModel(nn.Module):
@@ -678,6 +702,12 @@ class BertPreTrainedModel(nn.Module):
         if not isinstance(config, BertConfig):
             raise TypeError(f"config must be a bert_core BertConfig, got {type(config).__name__}")
         self.config = config
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        # numpy arrays (a BatchEncoding made with return_tensors="np", a collated batch) become tensors here, once
+        args = tuple(_as_tensor(a) for a in args)
+        kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
+        return super().__call__(*args, **kwargs)
 
     def _post_init(self, seed: Optional[int]) -> None:
         """Tie the decoder, draw the initial weights from ``seed`` (``bert_core.init``; None: skip), select SDPA."""
@@ -1108,6 +1138,8 @@ class BertForPreTraining(_HeadModel):
             output_hidden_states,
         )
         prediction_scores, seq_relationship_score = self.cls(out.last_hidden_state, out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, prediction_scores)
+        _check_labels(self.config, self.head_name, "next_sentence_label", next_sentence_label, prediction_scores)
         loss = None
         if labels is not None and next_sentence_label is not None:
             loss = _cross_entropy(prediction_scores, labels) + _cross_entropy(
@@ -1175,6 +1207,7 @@ class BertLMHeadModel(_HeadModel):
             use_cache=use_cache,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits[:, :-1], labels[:, 1:])
         output = CausalLMOutputWithCrossAttentions(
             loss=loss,
@@ -1322,6 +1355,7 @@ class BertForMaskedLM(_HeadModel):
             encoder_attention_mask=encoder_attention_mask,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
         return _finish(output, return_dict)
@@ -1367,6 +1401,7 @@ class BertForNextSentencePrediction(_HeadModel):
             output_hidden_states,
         )
         logits = self.cls(out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         output = NextSentencePredictorOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
@@ -1416,6 +1451,7 @@ class BertForSequenceClassification(_HeadModel):
             output_hidden_states,
         )
         logits = self.classifier(self.dropout(out.pooler_output))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None
         if labels is not None:
             problem = validation.resolve_problem_type(self.config, _array_info(labels, values=False).kind in "iu")
@@ -1485,6 +1521,7 @@ class BertForMultipleChoice(_HeadModel):
             output_hidden_states,
         )
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)  # (B, C)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         output = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
@@ -1532,6 +1569,7 @@ class BertForTokenClassification(_HeadModel):
             output_hidden_states,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         output = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
@@ -1582,6 +1620,8 @@ class BertForQuestionAnswering(_HeadModel):
         )
         logits = self.qa_outputs(out.last_hidden_state)  # (B, S, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        _check_labels(self.config, self.head_name, "start_positions", start_positions, start_logits)
+        _check_labels(self.config, self.head_name, "end_positions", end_positions, start_logits)
         loss = None
         if start_positions is not None and end_positions is not None:
             if start_positions.dim() > 1:
@@ -1605,7 +1645,7 @@ class BertForQuestionAnswering(_HeadModel):
         return _finish(output, return_dict)
 
 
-# ---- ALL_MODEL_CLASSES and canonical_grads
+# ------------------------------------------------------------------------------ ALL_MODEL_CLASSES and canonical_grads
 
 ALL_MODEL_CLASSES = (
     BertModel,

@@ -746,3 +746,13 @@ def test_validation_errors():
     mc = make(bert_torch.BertForMultipleChoice)
     with pytest.raises(ValueError, match="batch, num_choices, seq_len"):
         mc(ids)
+
+
+def test_numpy_inputs_are_accepted_and_other_types_named():
+    model = bert_torch.BertForSequenceClassification(tiny_config(), seed=0).eval()
+    ids = np.random.default_rng(0).integers(1, 99, (2, 5))
+    out = model(ids, attention_mask=np.ones_like(ids), labels=np.array([0, 1]))
+    ref = model(torch.from_numpy(ids), attention_mask=torch.ones(2, 5, dtype=torch.long), labels=torch.tensor([0, 1]))
+    assert torch.equal(out.logits, ref.logits) and torch.equal(out.loss, ref.loss)
+    with pytest.raises(TypeError, match="inputs must be torch.Tensor \\(or numpy arrays\\), got list"):
+        model([[1, 2, 3]])
