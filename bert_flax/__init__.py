@@ -6,7 +6,7 @@ require_backend("flax")  # a clear ImportError naming the extra, before the fram
 
 
 from .modeling import (
-    ALL_CLASSES,
+    ALL_MODEL_CLASSES,
     BertForMaskedLM,
     BertForMultipleChoice,
     BertForNextSentencePrediction,
@@ -45,7 +45,7 @@ __all__ = [
     "BertKVCache",
     "BertPreTrainedModel",
     "canonical_grads",
-    "ALL_CLASSES",
+    "ALL_MODEL_CLASSES",
     "FlaxBertModel",
     "FlaxBertForPreTraining",
     "FlaxBertForCausalLM",

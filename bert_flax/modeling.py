@@ -1,12 +1,13 @@
-"""BERT in Flax NNX, numerically equal to Hugging Face transformers 4.57 ``modeling_bert`` (PyTorch).
+"""BERT in Flax NNX, numerically equal to HF transformers 4.57 ``modeling_bert`` (PyTorch).
 
-The modules form a ladder named like the checkpoint (``bert.encoder.layer.0.attention.self.query``), so every
-canonical tensor of :mod:`bert_core.weights` is reached by a plain attribute walk: a parameter's NNX path is
-``('bert', 'encoder', 'layer', 0, 'attention', 'self', 'query', 'kernel')``.
+Read top to bottom: activations, input checks, masks and losses, then the module ladder named like the checkpoint
+(``embeddings``, ``encoder.layer.{i}.attention.self.query`` ...), the two caches, the shared model machinery
+(weights in and out through ``bert_core``), ``BertModel`` and the eight heads. Every weight name, shape, initial
+value, output class and input check comes from ``bert_core``; this file only computes. A parameter's NNX path is
+its canonical name split on dots: ``('bert', 'encoder', 'layer', 0, 'attention', 'self', 'query', 'kernel')``.
 
-Conventions: ``b`` batch, ``s`` query length, ``k`` key length, ``h`` hidden size, ``n`` heads, ``d`` head size.
-Token ids are integer arrays; float outputs have the computation ``dtype`` (float32 unless asked otherwise);
-losses are float32 scalars.
+Shapes below: B batch, S new sequence length, P cached (past) length, K = P + S key length (a fixed-size cache's
+buffer length), E encoder length, H hidden size, N heads, D head size (H / N), V vocab size, C choices.
 
 bfloat16: ``dtype=jnp.bfloat16`` computes in bfloat16, and every matrix product (dense layers, attention, the tied
 decoder) takes bfloat16 operands but accumulates and returns float32 before the cast back (``_accumulation_dtype``);
@@ -22,18 +23,20 @@ import functools
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bert_core import checkpoint as core_checkpoint
 from bert_core import validation
+from bert_core.checkpoint import load_head_weights
+from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
 from bert_core.init import complete_weights, init_weights
 from bert_core.outputs import (
+    BaseModelOutputWithPastAndCrossAttentions,
     BaseModelOutputWithPoolingAndCrossAttentions,
     BertForPreTrainingOutput,
     CausalLMOutputWithCrossAttentions,
@@ -45,67 +48,11 @@ from bert_core.outputs import (
     TokenClassifierOutput,
     register_jax_pytree_nodes,
 )
-from bert_core.weights import (
-    TIED_DECODER,
-    backend_path,
-    from_backend_array,
-    head_has_pooler,
-    stored_weights,
-    to_backend_array,
-)
+from bert_core.weights import backend_path, check_weights_match, from_backend_array, stored_weights, to_backend_array
 
-register_jax_pytree_nodes()
+register_jax_pytree_nodes()  # outputs pass through jit / grad / vmap
 
 Array = jax.Array
-
-
-# ============================================================================================ activations
-
-
-def _gelu_tanh(x: Array) -> Array:
-    return 0.5 * x * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * jnp.power(x, 3.0))))
-
-
-def _gelu_fast(x: Array) -> Array:
-    return 0.5 * x * (1.0 + jnp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
-
-
-ACT2FN = {
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),
-    "gelu_python": lambda x: x * 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0))),
-    "gelu_new": _gelu_tanh,
-    "gelu_pytorch_tanh": _gelu_tanh,
-    "gelu_fast": _gelu_fast,
-    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "tanh": jnp.tanh,
-    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
-}
-
-
-# ============================================================================================ KV cache
-
-
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["layers", "index"], meta_fields=[])
-class BertKVCache:
-    """Fixed-size decoder cache, usable inside ``jit`` (shapes never change while decoding).
-
-    layers: tuple per layer of (key, value), each ``dtype`` (batch, heads, max_length, head_dim); positions at and
-    after ``index`` are not yet written (the causal mask hides them). index: int32 scalar, tokens cached so far.
-    """
-
-    def __init__(self, layers: Tuple[Tuple[Array, Array], ...], index: Array) -> None:
-        self.layers = layers
-        self.index = index
-
-    @property
-    def max_length(self) -> int:
-        return self.layers[0][0].shape[2]
-
-    def __repr__(self) -> str:
-        return f"BertKVCache(layers={len(self.layers)}, max_length={self.max_length}, index={self.index})"
 
 
 def _is_tracer(x: Any) -> bool:
@@ -138,9 +85,6 @@ class _Linear(nnx.Linear):
         return y if self.dtype is None else y.astype(self.dtype)
 
 
-# ============================================================================================ the ladder
-
-
 def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
     # use_fast_variance=False: mean((x - mean)^2) as PyTorch computes it, not E[x^2] - E[x]^2
     return nnx.LayerNorm(
@@ -153,190 +97,367 @@ def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.L
     )
 
 
+def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
+    """The constructor's ``rngs`` (they only drive dropout), by default ``nnx.Rngs(seed)``."""
+    return nnx.Rngs(0 if seed is None else seed) if rngs is None else rngs
+
+
+# ----------------------------------------------------------------------------------------------- activations
+
+
+def _gelu_tanh(x: Array) -> Array:
+    # HF's "gelu_new" (GPT-2 / original BERT TF code), written with pow as HF does so the rounding matches.
+    return 0.5 * x * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * jnp.power(x, 3.0))))
+
+
+def _gelu_fast(x: Array) -> Array:
+    return 0.5 * x * (1.0 + jnp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _gelu_python(x: Array) -> Array:
+    return x * 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+
+
+ACT2FN = {
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),
+    "gelu_python": _gelu_python,
+    "gelu_new": _gelu_tanh,
+    "gelu_fast": _gelu_fast,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
+}
+
+
+# ----------------------------------------------------------------------------------------------- input checks
+
+
+def _array_info(x: Any, values: bool) -> Optional[validation.ArrayInfo]:
+    """What ``bert_core.validation`` needs of ``x`` (None for None): shape, dtype kind, and with ``values`` the min and
+    max of a concrete, non-empty integer array (never of a tracer: only the static checks run under ``jit``)."""
+    if x is None:
+        return None
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    kind = np.dtype(dtype).kind
+    shape = tuple(d if isinstance(d, int) else None for d in np.shape(x))
+    if not values or kind not in "iu" or _is_tracer(x) or 0 in shape:
+        return validation.ArrayInfo(shape, kind)
+    array = np.asarray(x)
+    return validation.ArrayInfo(shape, kind, int(array.min()), int(array.max()))
+
+
+def _check_inputs(
+    config: BertConfig,
+    input_ids,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    head_mask,
+    inputs_embeds,
+    encoder_hidden_states,
+    encoder_attention_mask,
+    past_key_values,
+) -> None:
+    """Every input check of a ``BertModel`` call (``bert_core.validation.check_inputs``), before any computation."""
+    cache = None if past_key_values is None else _as_cache(past_key_values)
+    past_length = 0 if cache is None else cache.past_length
+    validation.check_inputs(
+        config,
+        input_ids=_array_info(input_ids, True),
+        attention_mask=_array_info(attention_mask, False),
+        token_type_ids=_array_info(token_type_ids, True),
+        position_ids=_array_info(position_ids, True),
+        head_mask=_array_info(head_mask, False),
+        inputs_embeds=_array_info(inputs_embeds, False),
+        encoder_hidden_states=_array_info(encoder_hidden_states, False),
+        encoder_attention_mask=_array_info(encoder_attention_mask, False),
+        has_cache=cache is not None,
+        past_length=None if _is_tracer(past_length) else int(past_length),
+        key_length=None if cache is None else cache.max_length,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- masks and losses
+
+
+def _extended_attention_mask(config: BertConfig, attention_mask, seq_len: int, past_length, dtype) -> Array:
+    """1/0 mask (B, K) or (B, S, K) or (B, 1|N, S, K) -> additive float (B, 1|N, 1|S, K): 0 keep, finfo.min drop.
+
+    A decoder's 2-D mask becomes causal: query i sits at absolute position ``past_length + i`` (traced with a
+    fixed-size cache) and sees keys 0..past_length + i, so a fixed cache's unwritten slots stay hidden.
+    """
+    mask = jnp.asarray(attention_mask)
+    if mask.ndim == 3:
+        mask = mask[:, None, :, :]
+    elif mask.ndim == 2:
+        if config.is_decoder:
+            key_len = mask.shape[1]
+            query_pos = jnp.arange(seq_len)[:, None] + past_length
+            causal = jnp.arange(key_len)[None, :] <= query_pos  # (S, K)
+            mask = causal[None, None, :, :].astype(dtype) * mask[:, None, None, :].astype(dtype)
+        else:
+            mask = mask[:, None, None, :]
+    mask = mask.astype(dtype)
+    return (1.0 - mask) * jnp.finfo(dtype).min
+
+
+def _encoder_attention_mask(mask, dtype) -> Array:
+    """1/0 encoder mask (B, E) or (B, S, E) or 4-D -> additive float (B, 1, 1|S, E)."""
+    mask = jnp.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[:, None, :, :]
+    elif mask.ndim == 2:
+        mask = mask[:, None, None, :]
+    return (1.0 - mask.astype(dtype)) * jnp.finfo(dtype).min
+
+
+def _head_mask(head_mask, num_layers: int, dtype) -> Optional[Array]:
+    """(N,) or (L, N) with 1 keep / 0 drop -> (L, 1, N, 1, 1) multiplying each layer's probabilities, or None."""
+    if head_mask is None:
+        return None
+    head_mask = jnp.asarray(head_mask, dtype)
+    if head_mask.ndim == 1:
+        head_mask = jnp.broadcast_to(head_mask[None], (num_layers, head_mask.shape[0]))
+    return head_mask[:, None, :, None, None]
+
+
+def _cross_entropy(logits: Array, labels: Array, ignore_index: int = -100) -> Array:
+    """Mean cross-entropy over labels != ignore_index (float32; NaN if none), as torch.nn.CrossEntropyLoss.
+
+    logits: float (..., classes), reshaped to (-1, classes); labels: int (...), reshaped to (-1,).
+    """
+    logits = jnp.asarray(logits, jnp.float32)
+    logits = logits.reshape(-1, logits.shape[-1])
+    labels = jnp.asarray(labels).reshape(-1)
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    valid = labels != ignore_index
+    safe = jnp.where(valid, labels, 0).astype(jnp.int32)
+    nll = -jnp.take_along_axis(log_probs, safe[:, None], axis=-1)[:, 0]
+    return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.sum(valid)
+
+
+def _mse(a: Array, b: Array) -> Array:
+    return jnp.mean((jnp.asarray(a, jnp.float32) - jnp.asarray(b, jnp.float32)) ** 2)
+
+
+def _bce_with_logits(logits: Array, labels: Array) -> Array:
+    x = jnp.asarray(logits, jnp.float32)
+    y = jnp.asarray(labels, jnp.float32)
+    return jnp.mean(jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x))))
+
+
+# ----------------------------------------------------------------------------------------------- the ladder
+
+
 class BertEmbeddings(nnx.Module):
-    """word + token type (+ absolute position) embeddings, LayerNorm, dropout -> ``dtype`` (b, s, h)."""
+    """word + token type (+ absolute position) embeddings, then LayerNorm and dropout -> ``dtype`` (B, S, H)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        h = config.hidden_size
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.word_embeddings = nnx.Embed(config.vocab_size, h, **kw)
-        self.position_embeddings = nnx.Embed(config.max_position_embeddings, h, **kw)
-        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, h, **kw)
+        self.word_embeddings = nnx.Embed(config.vocab_size, config.hidden_size, **kw)
+        self.position_embeddings = nnx.Embed(config.max_position_embeddings, config.hidden_size, **kw)
+        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, config.hidden_size, **kw)
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
-        self.absolute = config.position_embedding_type == "absolute"
+        self.position_embedding_type = config.position_embedding_type
         self.dtype = dtype
 
-    def __call__(self, input_ids, token_type_ids, position_ids, inputs_embeds, *, deterministic: bool) -> Array:
-        """input_ids / token_type_ids / position_ids: int (b, s); inputs_embeds: float (b, s, h) or None."""
+    def __call__(
+        self,
+        input_ids: Optional[Array] = None,
+        token_type_ids: Optional[Array] = None,
+        position_ids: Optional[Array] = None,
+        inputs_embeds: Optional[Array] = None,
+        past_length: Union[int, Array] = 0,
+        *,
+        deterministic: bool,
+    ) -> Array:
+        """input_ids int (B, S) or inputs_embeds float (B, S, H); position_ids default to P..P+S-1."""
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)
-        embeddings = inputs_embeds.astype(self.dtype) + self.token_type_embeddings(token_type_ids)
-        if self.absolute:
-            embeddings = embeddings + self.position_embeddings(position_ids)
-        embeddings = self.LayerNorm(embeddings)
-        return self.dropout(embeddings, deterministic=deterministic)
+            inputs_embeds = self.word_embeddings(jnp.asarray(input_ids))
+        batch, seq = inputs_embeds.shape[:2]
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros((batch, seq), jnp.int32)
+        embeddings = jnp.asarray(inputs_embeds).astype(self.dtype) + self.token_type_embeddings(
+            jnp.asarray(token_type_ids)
+        )
+        if self.position_embedding_type == "absolute":
+            if position_ids is None:
+                position_ids = jnp.arange(seq, dtype=jnp.int32)[None, :] + past_length
+            embeddings = embeddings + self.position_embeddings(jnp.asarray(position_ids))
+        return self.dropout(self.LayerNorm(embeddings), deterministic=deterministic)
 
 
 class BertSelfAttention(nnx.Module):
-    """Scaled dot-product attention with optional relative position scores (``distance_embedding``)."""
+    """Multi-head scaled dot-product attention with optional relative positions and a key/value cache.
 
-    def __init__(self, config: BertConfig, *, relative: bool, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        h = config.hidden_size
+    ``layer_index`` names this layer's entry in the cache (HF 4.57's ``layer_idx``).
+    """
+
+    def __init__(
+        self,
+        config: BertConfig,
+        position_embedding_type: Optional[str] = None,
+        layer_index: int = 0,
+        *,
+        dtype,
+        param_dtype,
+        rngs: nnx.Rngs,
+    ) -> None:
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.head_dim
-        self.query = _Linear(h, h, **kw)
-        self.key = _Linear(h, h, **kw)
-        self.value = _Linear(h, h, **kw)
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = config.head_dim
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.query = _Linear(config.hidden_size, self.all_head_size, **kw)
+        self.key = _Linear(config.hidden_size, self.all_head_size, **kw)
+        self.value = _Linear(config.hidden_size, self.all_head_size, **kw)
         self.dropout = nnx.Dropout(config.attention_probs_dropout_prob, rngs=rngs)
-        # HF builds cross-attention with position_embedding_type="absolute", so only self-attention is relative
-        self.position_embedding_type = config.position_embedding_type if relative else "absolute"
+        self.position_embedding_type = position_embedding_type or config.position_embedding_type
         self.max_position_embeddings = config.max_position_embeddings
-        if self.position_embedding_type != "absolute":
-            self.distance_embedding = nnx.Embed(2 * config.max_position_embeddings - 1, config.head_dim, **kw)
+        if self.position_embedding_type in ("relative_key", "relative_key_query"):
+            self.distance_embedding = nnx.Embed(2 * config.max_position_embeddings - 1, self.attention_head_size, **kw)
+        self.layer_index = layer_index
         self.dtype = dtype
 
-    def _split_heads(self, x: Array) -> Array:
-        b, s, _ = x.shape
-        return x.reshape(b, s, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+    def _heads(self, x: Array) -> Array:
+        # (B, L, N*D) -> (B, N, L, D)
+        return x.reshape(x.shape[0], -1, self.num_attention_heads, self.attention_head_size).transpose(0, 2, 1, 3)
 
     def __call__(
         self,
         hidden_states: Array,
-        attention_bias: Optional[Array],
-        head_mask: Optional[Array],
-        key_value_states: Optional[Array],
-        past: Optional[Tuple[Array, Array]],
-        cache_index: Optional[Array],
-        query_at_end: bool,
+        attention_mask: Optional[Array] = None,
+        head_mask: Optional[Array] = None,
+        encoder_hidden_states: Optional[Array] = None,
+        past_key_value: Optional["_Cache"] = None,
+        cache_active: bool = False,
+        output_attentions: bool = False,
         *,
         deterministic: bool,
-    ) -> Tuple[Array, Array, Tuple[Array, Array]]:
-        """Attend from ``hidden_states`` (b, s, h) to itself, or to ``key_value_states`` (b, k, h) (cross-attention).
+    ) -> Tuple[Array, Optional[Array], Tuple[Array, Array]]:
+        """hidden_states float (B, S, H); attention_mask additive float broadcastable to (B, N, S, K).
 
-        attention_bias: additive float, broadcastable to (b, n, s, k). head_mask: float (1, n, 1, 1) multiplying the
-        probabilities. past: cached (key, value) (b, n, past, d) -- with ``cache_index`` a fixed buffer written at
-        that index, otherwise a growing cache the new keys are appended to; cross-attention reuses it as is.
-        query_at_end: a cache is in use, and HF then places every query at the last key position for relative scores.
+        past_key_value: the model's cache (:class:`BertKVCache` or the legacy tuples), read and extended at
+        ``layer_index``; for cross-attention its cached encoder keys/values are reused instead of recomputed.
 
         Returns:
-            (context (b, s, h), probabilities (b, n, s, k), (key, value) to cache).
+            (context float (B, S, H), probs float (B, N, S, K) or None, (keys, values) each (B, N, K, D)).
         """
-        query = self._split_heads(self.query(hidden_states))
-        if key_value_states is not None and past is not None:
-            key, value = past  # cross-attention keys of the encoder do not change while decoding
+        query = self._heads(self.query(hidden_states))
+        is_cross = encoder_hidden_states is not None
+        cached_cross = past_key_value.cross(self.layer_index) if is_cross and past_key_value is not None else None
+        if cached_cross is not None:
+            key, value = cached_cross
         else:
-            source = hidden_states if key_value_states is None else key_value_states
-            key = self._split_heads(self.key(source))
-            value = self._split_heads(self.value(source))
-            if past is not None and cache_index is not None:
-                start = (0, 0, cache_index, 0)
-                key = jax.lax.dynamic_update_slice(past[0], key.astype(past[0].dtype), start)
-                value = jax.lax.dynamic_update_slice(past[1], value.astype(past[1].dtype), start)
-            elif past is not None:
-                key = jnp.concatenate([past[0], key], axis=2)
-                value = jnp.concatenate([past[1], value], axis=2)
+            source = encoder_hidden_states if is_cross else hidden_states
+            key, value = self._heads(self.key(source)), self._heads(self.value(source))
+            if past_key_value is not None and not is_cross:
+                key, value = past_key_value.update(self.layer_index, key, value)
+        relative = self.position_embedding_type in ("relative_key", "relative_key_query")
 
         acc = _accumulation_dtype(self.dtype)
         scores = jnp.einsum("bnqd,bnkd->bnqk", query, key, preferred_element_type=acc)
-        if self.position_embedding_type != "absolute":
-            query_len, key_len = query.shape[2], key.shape[2]
-            if query_at_end:
-                last = key_len - 1 if cache_index is None else cache_index + query_len - 1
-                left = jnp.full((1, 1), last, dtype=jnp.int32)
+        if relative:
+            q_len, k_len = query.shape[2], key.shape[2]
+            if cache_active:
+                # HF 4.57 places every query at the last key position whenever a cache object exists.
+                left = jnp.full((1, 1), past_key_value.past_length + q_len - 1, dtype=jnp.int32)
             else:
-                left = jnp.arange(query_len, dtype=jnp.int32)[:, None]
-            distance = left - jnp.arange(key_len, dtype=jnp.int32)[None, :]
-            positional = self.distance_embedding(distance + self.max_position_embeddings - 1).astype(query.dtype)
-            positional = jnp.broadcast_to(positional, (query_len, key_len, self.head_dim))
-            relative_query = jnp.einsum("bnld,lrd->bnlr", query, positional, preferred_element_type=acc)
-            if self.position_embedding_type == "relative_key":
-                scores = scores + relative_query
-            else:
-                scores = (
-                    scores + relative_query + jnp.einsum("bnrd,lrd->bnlr", key, positional, preferred_element_type=acc)
-                )
-        scores = scores / jnp.asarray(math.sqrt(self.head_dim), scores.dtype)
-        if attention_bias is not None:
-            scores = scores + attention_bias.astype(scores.dtype)
+                left = jnp.arange(q_len, dtype=jnp.int32)[:, None]
+            right = jnp.arange(k_len, dtype=jnp.int32)[None, :]
+            distance = self.distance_embedding(left - right + self.max_position_embeddings - 1).astype(query.dtype)
+            distance = jnp.broadcast_to(distance, (q_len, k_len, self.attention_head_size))
+            scores = scores + jnp.einsum("bnld,lrd->bnlr", query, distance, preferred_element_type=acc)
+            if self.position_embedding_type == "relative_key_query":
+                scores = scores + jnp.einsum("bnrd,lrd->bnlr", key, distance, preferred_element_type=acc)
+        scores = scores / jnp.asarray(math.sqrt(self.attention_head_size), scores.dtype)
+        if attention_mask is not None:
+            scores = scores + attention_mask.astype(scores.dtype)
         # softmax in float32 even for bfloat16 computation: the max-subtraction needs the range
         probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(self.dtype)
         probs = self.dropout(probs, deterministic=deterministic)
         if head_mask is not None:
             probs = probs * head_mask.astype(probs.dtype)
-        context = jnp.einsum("bnqk,bnkd->bnqd", probs, value.astype(probs.dtype), preferred_element_type=acc).astype(
-            self.dtype
+        context = jnp.einsum("bnqk,bnkd->bnqd", probs, value.astype(probs.dtype), preferred_element_type=acc)
+        context = (
+            context.astype(self.dtype).transpose(0, 2, 1, 3).reshape(hidden_states.shape[0], -1, self.all_head_size)
         )
-        b, n, s, d = context.shape
-        context = context.transpose(0, 2, 1, 3).reshape(b, s, n * d)
-        return context, probs, (key, value)
+        return context, (probs if output_attentions else None), (key, value)
 
 
 class BertSelfOutput(nnx.Module):
-    """dense -> dropout -> LayerNorm(x + residual), (b, s, h)."""
+    """dense + dropout + residual LayerNorm after attention: (B, S, H) -> (B, S, H)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.dense = _Linear(config.hidden_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
 
-    def __call__(self, hidden_states: Array, residual: Array, *, deterministic: bool) -> Array:
-        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic)
-        return self.LayerNorm(hidden_states + residual)
+    def __call__(self, hidden_states: Array, input_tensor: Array, *, deterministic: bool) -> Array:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor)
 
 
 class BertAttention(nnx.Module):
-    """Attention block: ``self`` (BertSelfAttention) then ``output`` (BertSelfOutput).
+    """Self- or cross-attention block: ``self`` (projections) and ``output`` (dense + LayerNorm)."""
 
-    The first parameter of the methods is named ``module`` because the checkpoint names the sub-module ``self``.
-    """
-
-    def __init__(module, config: BertConfig, *, relative: bool, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        module.self = BertSelfAttention(config, relative=relative, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        module.output = BertSelfOutput(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    def __init__(
+        self,
+        config: BertConfig,
+        position_embedding_type: Optional[str] = None,
+        layer_index: int = 0,
+        *,
+        dtype,
+        param_dtype,
+        rngs: nnx.Rngs,
+    ) -> None:
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.self = BertSelfAttention(config, position_embedding_type, layer_index, **kw)
+        self.output = BertSelfOutput(config, **kw)
 
     def __call__(
-        module,
+        self,
         hidden_states,
-        attention_bias,
-        head_mask,
-        key_value_states,
-        past,
-        cache_index,
-        query_at_end,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        past_key_value=None,
+        cache_active=False,
+        output_attentions=False,
         *,
         deterministic: bool,
     ):
-        """Returns (output (b, s, h), probabilities (b, n, s, k), (key, value))."""
-        context, probs, present = module.self(
+        context, probs, present = self.self(
             hidden_states,
-            attention_bias,
+            attention_mask,
             head_mask,
-            key_value_states,
-            past,
-            cache_index,
-            query_at_end,
+            encoder_hidden_states,
+            past_key_value,
+            cache_active,
+            output_attentions,
             deterministic=deterministic,
         )
-        return module.output(context, hidden_states, deterministic=deterministic), probs, present
+        return self.output(context, hidden_states, deterministic=deterministic), probs, present
 
 
 class BertIntermediate(nnx.Module):
-    """dense to intermediate_size, then the config's activation: (b, s, h) -> (b, s, intermediate_size)."""
+    """dense H -> intermediate_size, then config.hidden_act."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.dense = _Linear(
             config.hidden_size, config.intermediate_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs
         )
-        self.hidden_act = config.hidden_act
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def __call__(self, hidden_states: Array) -> Array:
-        return ACT2FN[self.hidden_act](self.dense(hidden_states))
+        return self.intermediate_act_fn(self.dense(hidden_states))
 
 
 class BertOutput(nnx.Module):
-    """dense back to hidden_size -> dropout -> LayerNorm(x + residual)."""
+    """dense intermediate_size -> H, dropout, residual LayerNorm."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.dense = _Linear(
@@ -345,75 +466,65 @@ class BertOutput(nnx.Module):
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
 
-    def __call__(self, hidden_states: Array, residual: Array, *, deterministic: bool) -> Array:
-        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic)
-        return self.LayerNorm(hidden_states + residual)
+    def __call__(self, hidden_states: Array, input_tensor: Array, *, deterministic: bool) -> Array:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor)
 
 
 class BertLayer(nnx.Module):
-    """Self-attention, optional cross-attention (decoders), feed-forward (chunked along the sequence if asked)."""
+    """attention (+ crossattention in decoders with add_cross_attention) + feed-forward, optionally chunked."""
 
-    def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
+    def __init__(self, config: BertConfig, layer_index: int = 0, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.attention = BertAttention(config, relative=True, **kw)
+        self.chunk_size_feed_forward = config.chunk_size_feed_forward
+        self.attention = BertAttention(config, None, layer_index, **kw)
         if config.add_cross_attention:
             if not config.is_decoder:
                 raise ValueError("add_cross_attention=True needs is_decoder=True (cross-attention is for decoders)")
-            self.crossattention = BertAttention(config, relative=False, **kw)
-        else:
-            self.crossattention = None
+            self.crossattention = BertAttention(config, "absolute", layer_index, **kw)
         self.intermediate = BertIntermediate(config, **kw)
         self.output = BertOutput(config, **kw)
-        self.chunk_size_feed_forward = config.chunk_size_feed_forward
-
-    def _feed_forward(self, attention_output: Array, deterministic: bool) -> Array:
-        return self.output(self.intermediate(attention_output), attention_output, deterministic=deterministic)
 
     def __call__(
         self,
         hidden_states,
-        attention_bias,
-        head_mask,
-        encoder_hidden_states,
-        encoder_bias,
-        past,
-        cache_index,
-        query_at_end,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_value: Optional["_Cache"] = None,
+        cache_active: bool = False,
+        output_attentions: bool = False,
         *,
         deterministic: bool,
     ):
-        """One layer. past: this layer's cache, (k, v) or (k, v, cross_k, cross_v), or None.
-
-        Returns (hidden (b, s, h), self probs, cross probs or None, cache tuple for this layer).
-        """
-        self_past = None if past is None else tuple(past[:2])
-        cross_past = tuple(past[2:4]) if past is not None and len(past) == 4 else None
+        """Returns (hidden float (B, S, H), self probs or None, cross probs or None, present cache entry
+        (k, v) or (k, v, cross_k, cross_v))."""
         attention_output, self_probs, present = self.attention(
             hidden_states,
-            attention_bias,
+            attention_mask,
             head_mask,
             None,
-            self_past,
-            cache_index,
-            query_at_end,
+            past_key_value,
+            cache_active,
+            output_attentions,
             deterministic=deterministic,
         )
         cross_probs = None
-        if encoder_hidden_states is not None and self.crossattention is not None:
+        if encoder_hidden_states is not None:
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output,
-                encoder_bias,
+                encoder_attention_mask,
                 head_mask,
                 encoder_hidden_states,
-                cross_past,
-                None,
-                False,
+                past_key_value,
+                cache_active,
+                output_attentions,
                 deterministic=deterministic,
             )
-            if cache_index is None:  # the fixed cache recomputes cross keys from encoder_hidden_states instead
-                present = present + cross_present
+            present = present + cross_present
         chunk = self.chunk_size_feed_forward
         if chunk > 0:
+            # Position-wise feed-forward: chunks along the sequence give the same result with less peak memory.
             seq_len = attention_output.shape[1]
             if seq_len % chunk != 0:
                 raise ValueError(
@@ -427,15 +538,18 @@ class BertLayer(nnx.Module):
             layer_output = self._feed_forward(attention_output, deterministic)
         return layer_output, self_probs, cross_probs, present
 
+    def _feed_forward(self, attention_output: Array, deterministic: bool) -> Array:
+        return self.output(self.intermediate(attention_output), attention_output, deterministic=deterministic)
+
 
 class BertEncoder(nnx.Module):
-    """``layer``: an nnx.List of num_hidden_layers BertLayer."""
+    """The stack ``layer[0..L-1]``; with config.gradient_checkpointing each layer is recomputed in backward."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.layer = nnx.List(
             [
-                BertLayer(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-                for _ in range(config.num_hidden_layers)
+                BertLayer(config, i, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+                for i in range(config.num_hidden_layers)
             ]
         )
         self.gradient_checkpointing = bool(config.gradient_checkpointing)
@@ -443,97 +557,98 @@ class BertEncoder(nnx.Module):
     def __call__(
         self,
         hidden_states,
-        attention_bias,
-        head_masks,
-        encoder_hidden_states,
-        encoder_bias,
-        past,
-        cache_index,
-        query_at_end,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values: Optional["_Cache"] = None,
+        use_cache=False,
+        cache_active=False,
+        output_attentions=False,
+        output_hidden_states=False,
         *,
-        output_attentions: bool,
-        output_hidden_states: bool,
         deterministic: bool,
-    ):
-        """Returns (last hidden (b, s, h), all hidden states or None, self attentions or None, cross attentions or
-        None, per-layer caches)."""
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """past_key_values: the model's cache object (``cache_active``); with ``use_cache`` the output holds the
+        updated cache in its public form (legacy tuples or :class:`BertKVCache`)."""
         all_hidden = () if output_hidden_states else None
         all_self = () if output_attentions else None
-        all_cross = () if output_attentions else None
-        presents = ()
+        all_cross = () if output_attentions and encoder_hidden_states is not None else None
+        presents = () if use_cache else None
 
-        def run(layer, hidden, bias, head_mask, enc_states, enc_bias, layer_past, cache_index):
-            return layer(
-                hidden,
-                bias,
-                head_mask,
-                enc_states,
-                enc_bias,
-                layer_past,
-                cache_index,
-                query_at_end,
-                deterministic=deterministic,
-            )
+        def run_layer(layer, *args):
+            return layer(*args, cache_active, output_attentions, deterministic=deterministic)
 
         if self.gradient_checkpointing:
-            # recompute each layer's activations in the backward pass instead of storing them
-            # tree mode: also works when the model was merged inside a plain jax.grad trace
-            run = nnx.remat(run, graph=False)
+            # recompute each layer's activations in the backward pass instead of storing them; tree mode also works
+            # when the model was merged inside a plain jax.grad trace
+            run_layer = nnx.remat(run_layer, graph=False)
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
-            layer_past = None if past is None else past[i]
-            head_mask = None if head_masks is None else head_masks[i]
-            hidden_states, self_probs, cross_probs, present = run(
+            layer_head_mask = None if head_mask is None else head_mask[i]
+            hidden_states, self_probs, cross_probs, present = run_layer(
                 layer,
                 hidden_states,
-                attention_bias,
-                head_mask,
+                attention_mask,
+                layer_head_mask,
                 encoder_hidden_states,
-                encoder_bias,
-                layer_past,
-                cache_index,
+                encoder_attention_mask,
+                past_key_values,
             )
-            presents = presents + (present,)
+            if use_cache:
+                presents = presents + (present,)
             if output_attentions:
                 all_self = all_self + (self_probs,)
-                if cross_probs is not None:
+                if all_cross is not None:
                     all_cross = all_cross + (cross_probs,)
         if output_hidden_states:
             all_hidden = all_hidden + (hidden_states,)
-        return hidden_states, all_hidden, all_self, (all_cross or None), presents
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values.next_cache(presents, hidden_states.shape[1]) if use_cache else None,
+            hidden_states=all_hidden,
+            attentions=all_self,
+            cross_attentions=all_cross,
+        )
 
 
 class BertPooler(nnx.Module):
-    """tanh(dense(first token)): (b, s, h) -> (b, h)."""
+    """tanh(dense(first token)): (B, S, H) -> (B, H)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.dense = _Linear(config.hidden_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.activation = jnp.tanh
 
     def __call__(self, hidden_states: Array) -> Array:
-        return jnp.tanh(self.dense(hidden_states[:, 0]))
+        return self.activation(self.dense(hidden_states[:, 0]))
 
 
 class BertPredictionHeadTransform(nnx.Module):
-    """dense -> activation -> LayerNorm, (b, s, h)."""
+    """dense -> activation -> LayerNorm, (B, S, H)."""
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.dense = _Linear(config.hidden_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.transform_act_fn = ACT2FN[config.hidden_act]
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
-        self.hidden_act = config.hidden_act
 
     def __call__(self, hidden_states: Array) -> Array:
-        return self.LayerNorm(ACT2FN[self.hidden_act](self.dense(hidden_states)))
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
 
 
 class BertLMPredictionHead(nnx.Module):
-    """transform, then vocabulary logits (b, s, vocab): the decoder is the word-embedding matrix when tied."""
+    """transform, then ``decoder`` + ``bias``: -> (B, S, V).
 
-    def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
+    Tied (config.tie_word_embeddings): ``decoder`` is the model's word-embedding ``nnx.Embed`` itself, one module
+    reached from two places of the graph, so ``nnx.split`` / ``jit`` / ``grad`` see one variable (stored under
+    ``bert.embeddings.word_embeddings``) and its gradient sums both uses. Untied: a Linear of its own.
+    """
+
+    def __init__(self, config: BertConfig, word_embeddings: nnx.Embed, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.transform = BertPredictionHeadTransform(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.tied = bool(config.tie_word_embeddings)
         if self.tied:
-            self.decoder = None
+            self.decoder = word_embeddings
         else:
             self.decoder = _Linear(
                 config.hidden_size, config.vocab_size, use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs
@@ -541,244 +656,193 @@ class BertLMPredictionHead(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((config.vocab_size,), param_dtype))
         self.dtype = dtype
 
-    def __call__(self, hidden_states: Array, word_embeddings: Array) -> Array:
-        """word_embeddings: (vocab, h), used as the decoder when tied."""
+    def __call__(self, hidden_states: Array) -> Array:
         hidden_states = self.transform(hidden_states)
         if self.tied:
-            logits = jnp.matmul(
-                hidden_states,
-                jnp.asarray(word_embeddings, self.dtype).T,
-                preferred_element_type=_accumulation_dtype(self.dtype),
-            )
+            weight = jnp.asarray(self.decoder.embedding[...], self.dtype)  # (V, H)
+            logits = jnp.matmul(hidden_states, weight.T, preferred_element_type=_accumulation_dtype(self.dtype))
         else:
             logits = self.decoder(hidden_states)
         return (logits + jnp.asarray(self.bias[...], self.dtype)).astype(self.dtype)
 
 
 class BertOnlyMLMHead(nnx.Module):
-    def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        self.predictions = BertLMPredictionHead(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    def __init__(self, config: BertConfig, word_embeddings: nnx.Embed, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
+        self.predictions = BertLMPredictionHead(
+            config, word_embeddings, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+        )
+
+    def __call__(self, sequence_output: Array) -> Array:
+        return self.predictions(sequence_output)
 
 
 class BertOnlyNSPHead(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         self.seq_relationship = _Linear(config.hidden_size, 2, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
+    def __call__(self, pooled_output: Array) -> Array:
+        return self.seq_relationship(pooled_output)
+
 
 class BertPreTrainingHeads(nnx.Module):
-    def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
-        self.predictions = BertLMPredictionHead(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.seq_relationship = _Linear(config.hidden_size, 2, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    def __init__(self, config: BertConfig, word_embeddings: nnx.Embed, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.predictions = BertLMPredictionHead(config, word_embeddings, **kw)
+        self.seq_relationship = _Linear(config.hidden_size, 2, **kw)
+
+    def __call__(self, sequence_output: Array, pooled_output: Array) -> Tuple[Array, Array]:
+        return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-# ============================================================================================ masks, losses
+# ----------------------------------------------------------------------------------------------- caches
+#
+# Both caches hold a tuple per layer of (k, v) or (k, v, cross_k, cross_v), each (B, N, P|E, D), and show the ladder
+# one interface: ``past_length``, ``max_length``, ``key_length(seq_len)``, ``update(layer_index, key, value)`` ->
+# the layer's full keys and values, ``cross(layer_index)`` -> cached encoder keys/values or None, and
+# ``next_cache(presents, seq_len)`` -> the cache the model returns. The legacy cache grows by concatenation (shapes
+# change every step); BertKVCache writes into a fixed buffer at ``index`` (one compile serves every step of ``jit``).
 
 
-def _extended_attention_bias(
-    config: BertConfig, attention_mask: Array, batch: int, seq_len: int, past_len, fixed_cache: bool, dtype
-) -> Array:
-    """HF's extended mask: (1 - mask) * finfo(dtype).min, causal (offset by the cache) for 2-D masks of decoders.
+class _Cache:
+    layers: Optional[Tuple[Tuple[Array, ...], ...]]
 
-    attention_mask: (b, k) padding mask, (b, s, k) or (b, 1|n, s, k). past_len: tokens already cached (may be traced
-    with a fixed cache, whose keys span the whole buffer).
+    def cross(self, layer_index: int) -> Optional[Tuple[Array, Array]]:
+        """The encoder keys/values cached for ``layer_index`` (computed once, at the first step), or None."""
+        entry = None if self.layers is None else self.layers[layer_index]
+        return None if entry is None or len(entry) < 4 else (entry[2], entry[3])
+
+    def key_length(self, seq_len: int) -> int:
+        """The keys a call of ``seq_len`` new tokens attends to (the width of its attention mask)."""
+        return self.past_length + seq_len if self.max_length is None else self.max_length
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["layers"], meta_fields=[])
+class _LegacyCache(_Cache):
+    """HF's legacy tuples (``layers``, None before the first step), grown by concatenation."""
+
+    max_length = None
+
+    def __init__(self, layers: Optional[Tuple[Tuple[Array, ...], ...]]) -> None:
+        self.layers = None if layers is None else tuple(tuple(entry) for entry in layers)
+
+    @property
+    def past_length(self) -> int:
+        return 0 if self.layers is None else self.layers[0][0].shape[2]
+
+    def update(self, layer_index: int, key: Array, value: Array) -> Tuple[Array, Array]:
+        if self.layers is None:
+            return key, value
+        past = self.layers[layer_index]
+        return jnp.concatenate([past[0], key], axis=2), jnp.concatenate([past[1], value], axis=2)
+
+    def next_cache(self, presents: Tuple[Tuple[Array, ...], ...], seq_len: int) -> Tuple[Tuple[Array, ...], ...]:
+        return presents
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["layers", "index"], meta_fields=[])
+class BertKVCache(_Cache):
+    """Fixed-size decoder cache, usable inside ``jit`` (shapes never change while decoding); from ``init_cache``.
+
+    layers: tuple per layer of (key, value), each ``dtype`` (B, N, max_length, D), plus (cross_key, cross_value)
+    (B, N, E, D) once a call with ``encoder_hidden_states`` has computed them; slots at and after ``index`` are not
+    written yet (the causal mask hides them). index: int32 scalar, tokens cached so far. Pass an attention mask of
+    width ``max_length`` (1 for every slot that is or will be a real token).
     """
-    mask = jnp.asarray(attention_mask)
-    if mask.ndim == 3:
-        extended = mask[:, None, :, :]
-    elif mask.ndim == 4:
-        extended = mask
-    elif config.is_decoder:
-        key_len = mask.shape[1]
-        query_pos = jnp.arange(seq_len)[:, None] + (past_len if fixed_cache else key_len - seq_len)
-        causal = jnp.arange(key_len)[None, :] <= query_pos  # (s, k): a query sees keys up to its own position
-        extended = causal[None, None, :, :].astype(dtype) * mask[:, None, None, :].astype(dtype)
-    else:
-        extended = mask[:, None, None, :]
-    extended = extended.astype(dtype)
-    return (1.0 - extended) * jnp.finfo(dtype).min
+
+    def __init__(self, layers: Tuple[Tuple[Array, ...], ...], index: Array) -> None:
+        self.layers = layers
+        self.index = index
+
+    @property
+    def past_length(self) -> Array:
+        return self.index
+
+    @property
+    def max_length(self) -> int:
+        return self.layers[0][0].shape[2]
+
+    def update(self, layer_index: int, key: Array, value: Array) -> Tuple[Array, Array]:
+        keys, values = self.layers[layer_index][:2]
+        start = (0, 0, self.index, 0)
+        return (
+            jax.lax.dynamic_update_slice(keys, key.astype(keys.dtype), start),
+            jax.lax.dynamic_update_slice(values, value.astype(values.dtype), start),
+        )
+
+    def next_cache(self, presents: Tuple[Tuple[Array, ...], ...], seq_len: int) -> "BertKVCache":
+        return BertKVCache(presents, self.index + seq_len)
+
+    def __repr__(self) -> str:
+        return f"BertKVCache(layers={len(self.layers)}, max_length={self.max_length}, index={self.index})"
 
 
-def _invert_encoder_mask(mask: Array, dtype) -> Array:
-    mask = jnp.asarray(mask)
-    extended = mask[:, None, :, :] if mask.ndim == 3 else mask[:, None, None, :]
-    return (1.0 - extended.astype(dtype)) * jnp.finfo(dtype).min
+def _as_cache(past_key_values) -> _Cache:
+    """The model's ``past_key_values`` (None, legacy tuples or a BertKVCache) as a cache object."""
+    return past_key_values if isinstance(past_key_values, BertKVCache) else _LegacyCache(past_key_values)
 
 
-def _head_masks(head_mask, num_layers: int, num_heads: int, dtype):
-    """(n,) or (layers, n) -> per-layer (1, n, 1, 1), or None."""
-    if head_mask is None:
-        return None
-    head_mask = jnp.asarray(head_mask, dtype)
-    if head_mask.ndim == 1:
-        head_mask = jnp.broadcast_to(head_mask, (num_layers, num_heads))
-    return [head_mask[i][None, :, None, None] for i in range(num_layers)]
-
-
-def cross_entropy(logits: Array, labels: Array, ignore_index: int = -100) -> Array:
-    """Mean cross-entropy over entries whose label != ignore_index, as torch.nn.CrossEntropyLoss (NaN if none).
-
-    logits: float (..., classes); labels: int (...). Computed in float32.
-    """
-    logits = jnp.asarray(logits, jnp.float32)
-    labels = jnp.asarray(labels)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    valid = labels != ignore_index
-    safe = jnp.where(valid, labels, 0).astype(jnp.int32)
-    nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
-    return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.sum(valid)
-
-
-def _bce_with_logits(logits: Array, labels: Array) -> Array:
-    x = jnp.asarray(logits, jnp.float32)
-    y = jnp.asarray(labels, jnp.float32)
-    return jnp.mean(jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x))))
-
-
-# ============================================================================================ input checks
-
-
-def _shape(x) -> Tuple[int, ...]:
-    return tuple(np.shape(x))
-
-
-def _min_max(x) -> Optional[Tuple[int, int]]:
-    """Concrete (min, max) of an int array; None under tracing (only static shape checks run there)."""
-    if x is None or _is_tracer(x):
-        return None
-    array = np.asarray(x)
-    if array.size == 0:
-        return None
-    return int(array.min()), int(array.max())
-
-
-def _past_length(past) -> Any:
-    if past is None:
-        return 0
-    if isinstance(past, BertKVCache):
-        return past.index
-    return past[0][0].shape[2]
-
-
-def validate_inputs(
-    config: BertConfig,
-    input_ids=None,
-    attention_mask=None,
-    token_type_ids=None,
-    position_ids=None,
-    head_mask=None,
-    inputs_embeds=None,
-    encoder_hidden_states=None,
-    past_key_values=None,
-) -> None:
-    """Every bert_core input check, run eagerly before any computation (value checks only on concrete arrays)."""
-    validation.check_exclusive_inputs(input_ids is not None, inputs_embeds is not None)
-    if input_ids is not None:
-        shape = _shape(input_ids)
-        validation.check_rank("input_ids", shape, 2, "batch, seq_len")
-        ref_name = "input_ids"
-        bounds = _min_max(input_ids)
-        if bounds is not None:
-            validation.check_token_ids(bounds[0], bounds[1], config.vocab_size)
-    else:
-        validation.check_rank("inputs_embeds", _shape(inputs_embeds), 3, "batch, seq_len, hidden_size")
-        shape = _shape(inputs_embeds)[:2]
-        ref_name = "inputs_embeds[..., 0]"
-    batch, seq_len = shape
-    validation.check_decoder_inputs(config, encoder_hidden_states is not None, past_key_values is not None)
-    fixed = isinstance(past_key_values, BertKVCache)
-    past_len = _past_length(past_key_values)
-    if not _is_tracer(past_len):
-        validation.check_sequence_length(seq_len, int(past_len), config.max_position_embeddings)
-    if token_type_ids is not None:
-        validation.check_same_shape("token_type_ids", _shape(token_type_ids), ref_name, shape)
-        bounds = _min_max(token_type_ids)
-        if bounds is not None:
-            validation.check_token_type_ids(bounds[0], bounds[1], config.type_vocab_size)
-    if position_ids is not None:
-        bounds = _min_max(position_ids)
-        if bounds is not None:
-            validation.check_position_ids(bounds[0], bounds[1], config.max_position_embeddings)
-    if attention_mask is not None:
-        key_len = past_key_values.max_length if fixed else seq_len + int(past_len)
-        mask_shape = _shape(attention_mask)
-        if len(mask_shape) == 2 and key_len == seq_len:
-            validation.check_same_shape("attention_mask", mask_shape, ref_name, shape)
-        validation.check_attention_mask(mask_shape, batch, key_len)
-    if head_mask is not None:
-        validation.check_head_mask(_shape(head_mask), config.num_hidden_layers, config.num_attention_heads)
-
-
-# ============================================================================================ public models
+# ----------------------------------------------------------------------------------------------- models
 
 
 class BertPreTrainedModel(nnx.Module):
-    """Shared construction, weight I/O and checkpoints of every public class.
+    """Weights in/out through ``bert_core`` (canonical names, PyTorch layout), save/load, the shared flags.
 
-    Constructor: ``Class(config, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs=None, seed=0)``. Weights start
-    from ``bert_core.init.init_weights(config, head_name, seed)`` (identical across backends for a seed); ``rngs``
-    (default ``nnx.Rngs(seed)``) only drives dropout when called with ``deterministic=False``.
+    Subclasses set ``head_name``, build their modules in ``__init__`` then call :meth:`_post_init`. ``rngs``
+    (default ``nnx.Rngs(seed)``) only drive dropout when called with ``deterministic=False``.
     """
 
     head_name = "BertModel"
+    _add_pooling_layer: Optional[bool] = None  # None: the head's default (bert_core.weights.head_has_pooler)
 
-    def _init_from(
-        self, config: BertConfig, add_pooling_layer: Optional[bool], dtype, param_dtype, seed: int, initialize: bool
-    ) -> None:
+    def __init__(self, config: BertConfig, *, dtype=jnp.float32, param_dtype=jnp.float32) -> None:
         if not isinstance(config, BertConfig):
             raise TypeError(f"config must be a bert_core BertConfig, got {type(config).__name__}")
         self.config = config
-        self.add_pooling_layer = head_has_pooler(self.head_name, add_pooling_layer)
         self.dtype = dtype
         self.param_dtype = param_dtype
-        if initialize:
+
+    def _post_init(self, seed: Optional[int]) -> None:
+        if seed is not None:
             self.load_canonical_weights(
-                init_weights(config, self.head_name, seed, add_pooling_layer=self.add_pooling_layer)
+                init_weights(self.config, self.head_name, seed, add_pooling_layer=self._add_pooling_layer)
             )
 
-    # ---------------------------------------------------------------- weights
+    # -------------------------------------------------------------- canonical weights
     def _weight_table(self):
-        return stored_weights(self.config, self.head_name, self.add_pooling_layer)
+        return stored_weights(self.config, self.head_name, self._add_pooling_layer)
 
-    def _variable(self, path: Sequence[str]) -> nnx.Variable:
+    def _variable(self, name: str) -> nnx.Variable:
+        path, _ = backend_path(self._weight_table()[name], "flax")
         node: Any = self
         for part in path:
             node = node[int(part)] if part.isdigit() else getattr(node, part)
         return node
 
     def load_canonical_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Set every stored tensor from canonical (PyTorch-layout) numpy arrays, named as in the checkpoint.
+        """Set every stored tensor from canonical PyTorch-layout arrays (names of ``bert_core.weights.stored_weights``).
 
         Raises:
-            ValueError: names missing, unknown, or with the wrong shape (all listed).
+            ValueError: from ``bert_core.weights.check_weights_match``, naming every missing, unexpected or
+                wrongly shaped tensor.
         """
         table = self._weight_table()
-        missing = [n for n in table if n not in weights]
-        unknown = [n for n in weights if n not in table and n != TIED_DECODER]
-        bad = [
-            (n, _shape(weights[n]), table[n].shape)
-            for n in table
-            if n in weights and _shape(weights[n]) != table[n].shape
-        ]
-        if missing or unknown or bad:
-            raise ValueError(
-                f"cannot load weights into {self.head_name}: missing {missing}, unexpected {unknown}, "
-                f"wrong shape (name, got, expected) {bad}"
-            )
+        check_weights_match(table, weights, self.head_name)
         for name, spec in table.items():
-            path, _ = backend_path(spec, "flax")
             array = to_backend_array(np.asarray(weights[name], dtype=np.float32), spec, "flax")
-            self._variable(path).value = jnp.asarray(array, dtype=self.param_dtype)
+            self._variable(name)[...] = jnp.asarray(array, dtype=self.param_dtype)
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
-        """Every stored tensor as float32 numpy in PyTorch layout, keyed by canonical name (tied decoder excluded)."""
-        out: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        for name, spec in self._weight_table().items():
-            path, _ = backend_path(spec, "flax")
-            value = np.asarray(jnp.asarray(self._variable(path).value, jnp.float32))
-            out[name] = from_backend_array(value, spec, "flax").astype(np.float32)
-        return out
+        """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
+        return OrderedDict(
+            (name, from_backend_array(np.asarray(self._variable(name)[...], np.float32), spec, "flax"))
+            for name, spec in self._weight_table().items()
+        )
 
-    # ---------------------------------------------------------------- checkpoints
+    # -------------------------------------------------------------- load / save
+    @classmethod
+    def _build(cls, config: BertConfig, add_pooling_layer: Optional[bool], **kwargs):
+        return cls(config, **kwargs)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -786,46 +850,49 @@ class BertPreTrainedModel(nnx.Module):
         *,
         config: Optional[BertConfig] = None,
         revision: Optional[str] = None,
-        cache_dir=None,
-        token=None,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        token: Optional[Union[str, bool]] = None,
         local_files_only: bool = False,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         seed: int = 0,
+        add_pooling_layer: Optional[bool] = None,
         dtype=jnp.float32,
         param_dtype=jnp.float32,
         rngs: Optional[nnx.Rngs] = None,
         **config_overrides: Any,
     ):
-        """Load a checkpoint (directory or hub id; safetensors, pytorch_model.bin, tf_model.h5 or flax_model.msgpack).
+        """Load a local directory or hub id (safetensors / .bin / .h5 / .msgpack) into this head.
 
-        Weights the checkpoint lacks (e.g. a new classifier) are initialised with ``seed`` as bert_core does.
-        Returns the model, or (model, loading info dict) with ``output_loading_info=True``.
+        Head weights the checkpoint lacks are initialised from ``seed`` (``bert_core.init``). ``config_overrides``
+        (``num_labels=``, ``id2label=``, ``problem_type=``, ``is_decoder=`` ...) update the loaded config.
+        ``add_pooling_layer`` is for ``BertModel`` (heads have HF's fixed choice). ``dtype`` / ``param_dtype``: the
+        computation and storage dtypes; ``rngs`` (default ``nnx.Rngs(seed)``) drive dropout.
+
+        Returns:
+            the model, or ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})``
+            when ``output_loading_info``.
         """
-        extra = {}
-        if cls is BertModel and "add_pooling_layer" in config_overrides:
-            extra["add_pooling_layer"] = config_overrides.pop("add_pooling_layer")
-        config, weights, info = core_checkpoint.load_head_weights(
+        pool = add_pooling_layer if cls.head_name == "BertModel" else None
+        config, weights, info = load_head_weights(
             name_or_path,
             cls.head_name,
             config=config,
+            add_pooling_layer=pool,
             ignore_mismatched_sizes=ignore_mismatched_sizes,
             revision=revision,
             cache_dir=cache_dir,
             token=token,
             local_files_only=local_files_only,
-            add_pooling_layer=extra.get("add_pooling_layer"),
             **config_overrides,
         )
-        model = cls(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs, seed=seed, _initialize=False, **extra)
-        model.load_canonical_weights(
-            complete_weights(weights, config, cls.head_name, seed, add_pooling_layer=model.add_pooling_layer)
-        )
+        model = cls._build(config, pool, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         return (model, info.as_dict()) if output_loading_info else model
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], max_shard_size: Union[int, str] = "5GB"):
-        """Write config.json + model.safetensors (canonical names, PyTorch layout), loadable by HF's BertFor*."""
-        return core_checkpoint.save_pretrained(
+        """Write ``config.json`` + ``model.safetensors`` (float32, HF names), loadable by HF ``BertFor*``."""
+        return _save_checkpoint(
             save_directory,
             self.config,
             self.canonical_weights(),
@@ -847,30 +914,42 @@ def _finish(output, return_dict: bool):
 
 
 class BertModel(BertPreTrainedModel):
-    """The BERT encoder (or decoder when ``config.is_decoder``): embeddings, encoder, optional pooler."""
+    """The bare encoder (or decoder, with ``config.is_decoder``): embeddings, encoder, optional pooler.
+
+    Args:
+        config: a ``bert_core`` BertConfig.
+        add_pooling_layer: build ``pooler`` (tanh(dense(first token))).
+        seed: initial weights from ``bert_core.init.init_weights(config, "BertModel", seed)``; None keeps Flax's
+            own initialisation (used when weights are loaded right after).
+        dtype / param_dtype: computation / parameter dtype. rngs: dropout streams (default ``nnx.Rngs(seed)``).
+    """
 
     head_name = "BertModel"
 
     def __init__(
         self,
         config: BertConfig,
-        *,
         add_pooling_layer: bool = True,
+        *,
+        seed: Optional[int] = 0,
         dtype=jnp.float32,
         param_dtype=jnp.float32,
         rngs: Optional[nnx.Rngs] = None,
-        seed: int = 0,
-        _initialize: bool = True,
-    ):
-        rngs = nnx.Rngs(seed) if rngs is None else rngs
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self._add_pooling_layer = bool(add_pooling_layer)
         self.embeddings = BertEmbeddings(config, **kw)
         self.encoder = BertEncoder(config, **kw)
         self.pooler = BertPooler(config, **kw) if add_pooling_layer else None
-        self._init_from(config, add_pooling_layer, dtype, param_dtype, seed, _initialize)
+        self._post_init(seed)
+
+    @classmethod
+    def _build(cls, config, add_pooling_layer, **kwargs):
+        return cls(config, True if add_pooling_layer is None else add_pooling_layer, **kwargs)
 
     def init_cache(self, batch_size: int, max_length: int) -> BertKVCache:
-        """An empty fixed-size cache for decoding up to ``max_length`` tokens (prompt included), jit friendly."""
+        """An empty fixed-size cache for decoding up to ``max_length`` tokens (prompt included), ``jit`` friendly."""
         if not self.config.is_decoder:
             raise ValueError("init_cache needs config.is_decoder=True (the cache is for decoders)")
         validation.check_sequence_length(max_length, 0, self.config.max_position_embeddings)
@@ -894,25 +973,35 @@ class BertModel(BertPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        *,
         deterministic: bool = True,
     ):
-        """Run BERT.
+        """Encode (or decode) a batch.
 
         Args:
-            input_ids: int (b, s), ids < vocab_size; or inputs_embeds: float (b, s, h).
-            attention_mask: 1 = attend, 0 = padding: (b, past + s) (with a fixed cache (b, max_length)), (b, s, k)
-                or (b, 1|n, s, k). token_type_ids / position_ids: int (b, s).
-            head_mask: (n,) or (layers, n), multiplies attention probabilities.
-            encoder_hidden_states: float (b, enc_s, h) for cross-attention; encoder_attention_mask: (b, enc_s).
-            past_key_values: a legacy tuple per layer of (k, v[, cross_k, cross_v]) (b, n, past, d), or a
-                :class:`BertKVCache` from :meth:`init_cache`; returned updated when ``use_cache``.
-            use_cache: decoders only (default config.use_cache). deterministic: False enables dropout.
+            input_ids: int (B, S) token ids in [0, vocab_size); or inputs_embeds: float (B, S, H).
+            attention_mask: 1 keep / 0 pad, (B, P + S) (with a BertKVCache (B, max_length)), or (B, S, K) / 4-D;
+                default all ones.
+            token_type_ids: int (B, S) segment ids; default zeros. position_ids: int (B or 1, S); default P..P+S-1.
+            head_mask: float (N,) or (L, N), 1 keep / 0 drop a head.
+            encoder_hidden_states: float (B, E, H) for cross-attention; encoder_attention_mask: (B, E), 1 keep.
+            past_key_values: legacy tuple per layer of (self_k, self_v[, cross_k, cross_v]), each float
+                (B, N, P|E, D), or a :class:`BertKVCache` from :meth:`init_cache`; returned updated, in the same
+                form, when ``use_cache``.
+            use_cache: decoders only (default config.use_cache); return the updated cache.
+            output_attentions / output_hidden_states / return_dict: default from config.
+            deterministic: False turns dropout on (drawing from the constructor's ``rngs``).
 
         Returns:
-            BaseModelOutputWithPoolingAndCrossAttentions (a tuple of its non-None fields if ``return_dict=False``).
+            BaseModelOutputWithPoolingAndCrossAttentions (or its ``to_tuple()`` when return_dict is False).
         """
-        validate_inputs(
-            self.config,
+        config = self.config
+        output_attentions, output_hidden_states, return_dict = self._flags(
+            output_attentions, output_hidden_states, return_dict
+        )
+        use_cache = (config.use_cache if use_cache is None else bool(use_cache)) if config.is_decoder else False
+        _check_inputs(
+            config,
             input_ids,
             attention_mask,
             token_type_ids,
@@ -920,102 +1009,58 @@ class BertModel(BertPreTrainedModel):
             head_mask,
             inputs_embeds,
             encoder_hidden_states,
+            encoder_attention_mask,
             past_key_values,
         )
-        output_attentions, output_hidden_states, return_dict = self._flags(
-            output_attentions, output_hidden_states, return_dict
+        cache_active = config.is_decoder and (use_cache or past_key_values is not None)
+        cache = _as_cache(past_key_values) if cache_active else None
+        past_length = 0 if cache is None else cache.past_length
+
+        embedding_output = self.embeddings(
+            input_ids, token_type_ids, position_ids, inputs_embeds, past_length, deterministic=deterministic
         )
-        c = self.config
-        use_cache = (c.use_cache if use_cache is None else bool(use_cache)) if c.is_decoder else False
-        use_cache = use_cache or past_key_values is not None
-        fixed = isinstance(past_key_values, BertKVCache)
-        if input_ids is not None:
-            input_ids = jnp.asarray(input_ids)
-            batch, seq_len = input_ids.shape
-        else:
-            inputs_embeds = jnp.asarray(inputs_embeds)
-            batch, seq_len = inputs_embeds.shape[:2]
-        past_len = _past_length(past_key_values)
-        if position_ids is None:
-            position_ids = jnp.broadcast_to(jnp.arange(seq_len, dtype=jnp.int32) + past_len, (batch, seq_len))
-        if token_type_ids is None:
-            token_type_ids = jnp.zeros((batch, seq_len), jnp.int32)
-        hidden = self.embeddings(
-            input_ids,
-            jnp.asarray(token_type_ids),
-            jnp.asarray(position_ids),
-            inputs_embeds,
-            deterministic=deterministic,
-        )
+        batch, seq_len = embedding_output.shape[:2]
         if attention_mask is None:
-            key_len = past_key_values.max_length if fixed else seq_len + past_len
-            attention_mask = jnp.ones((batch, key_len), self.dtype)
-        bias = _extended_attention_bias(c, attention_mask, batch, seq_len, past_len, fixed, self.dtype)
-        encoder_bias = None
+            key_length = seq_len if cache is None else cache.key_length(seq_len)
+            attention_mask = jnp.ones((batch, key_length), self.dtype)
+        extended_mask = _extended_attention_mask(config, attention_mask, seq_len, past_length, self.dtype)
+        encoder_mask = None
         if encoder_hidden_states is not None:
             encoder_hidden_states = jnp.asarray(encoder_hidden_states)
             if encoder_attention_mask is None:
                 encoder_attention_mask = jnp.ones(encoder_hidden_states.shape[:2], self.dtype)
-            encoder_bias = _invert_encoder_mask(encoder_attention_mask, self.dtype)
-        layers_past = past_key_values.layers if fixed else past_key_values
-        sequence_output, all_hidden, all_self, all_cross, presents = self.encoder(
-            hidden,
-            bias,
-            _head_masks(head_mask, c.num_hidden_layers, c.num_attention_heads, self.dtype),
+            encoder_mask = _encoder_attention_mask(encoder_attention_mask, self.dtype)
+
+        encoded = self.encoder(
+            embedding_output,
+            extended_mask,
+            _head_mask(head_mask, config.num_hidden_layers, self.dtype),
             encoder_hidden_states,
-            encoder_bias,
-            layers_past,
-            past_key_values.index if fixed else None,
+            encoder_mask,
+            cache,
             use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            cache_active,
+            output_attentions,
+            output_hidden_states,
             deterministic=deterministic,
         )
+        sequence_output = encoded.last_hidden_state
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
-        cache = None
-        if use_cache:
-            cache = BertKVCache(presents, past_key_values.index + seq_len) if fixed else presents
-        out = BaseModelOutputWithPoolingAndCrossAttentions(
+        output = BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
             pooler_output=pooled,
-            hidden_states=all_hidden,
-            past_key_values=cache,
-            attentions=all_self,
-            cross_attentions=all_cross if (output_attentions and all_cross) else None,
+            hidden_states=encoded.hidden_states,
+            past_key_values=encoded.past_key_values,
+            attentions=encoded.attentions,
+            cross_attentions=encoded.cross_attentions,
         )
-        return _finish(out, return_dict)
+        return _finish(output, return_dict)
 
 
-class _HeadBase(BertPreTrainedModel):
-    """A head on ``bert`` (a BertModel with the pooler HF gives this head)."""
+class _HeadModel(BertPreTrainedModel):
+    """A head on ``bert``: forwards the common arguments and always asks the backbone for a dict."""
 
-    def __init__(
-        self,
-        config: BertConfig,
-        *,
-        dtype=jnp.float32,
-        param_dtype=jnp.float32,
-        rngs: Optional[nnx.Rngs] = None,
-        seed: int = 0,
-        _initialize: bool = True,
-    ):
-        rngs = nnx.Rngs(seed) if rngs is None else rngs
-        self.bert = BertModel(
-            config,
-            add_pooling_layer=head_has_pooler(self.head_name),
-            dtype=dtype,
-            param_dtype=param_dtype,
-            rngs=rngs,
-            seed=seed,
-            _initialize=False,
-        )
-        self._build_head(config, dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs))
-        self._init_from(config, None, dtype, param_dtype, seed, _initialize)
-
-    def _build_head(self, config: BertConfig, kw: dict) -> None:
-        raise NotImplementedError
-
-    def _bert(
+    def _run_bert(
         self,
         input_ids,
         attention_mask,
@@ -1025,34 +1070,44 @@ class _HeadBase(BertPreTrainedModel):
         inputs_embeds,
         output_attentions,
         output_hidden_states,
-        deterministic,
-        **extra,
-    ):
+        *,
+        deterministic: bool,
+        **decoder_kwargs,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         return self.bert(
             input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
             deterministic=deterministic,
-            **extra,
+            **decoder_kwargs,
         )
 
-    def _word_embeddings(self) -> Array:
-        return self.bert.embeddings.word_embeddings.embedding[...]
 
-
-class BertForPreTraining(_HeadBase):
-    """MLM + next-sentence heads. loss (with both ``labels`` (b, s) and ``next_sentence_label`` (b,)) = MLM + NSP."""
+class BertForPreTraining(_HeadModel):
+    """MLM + NSP heads (``cls.predictions``, ``cls.seq_relationship``). loss = MLM CE + NSP CE when both labels given."""
 
     head_name = "BertForPreTraining"
 
-    def _build_head(self, config, kw):
-        self.cls = BertPreTrainingHeads(config, **kw)
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None, **kw)
+        self.cls = BertPreTrainingHeads(config, self.bert.embeddings.word_embeddings, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1067,13 +1122,17 @@ class BertForPreTraining(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns BertForPreTrainingOutput: prediction_logits (b, s, vocab), seq_relationship_logits (b, 2)."""
+        """labels: int (B, S), -100 ignored; next_sentence_label: int (B,), 0 = B follows A.
+
+        Returns BertForPreTrainingOutput: prediction_logits float (B, S, V), seq_relationship_logits float (B, 2).
+        """
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1082,20 +1141,17 @@ class BertForPreTraining(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
-        prediction = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
-        relationship = self.cls.seq_relationship(out.pooler_output)
+        prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = cross_entropy(prediction, labels) + cross_entropy(
-                relationship, jnp.reshape(next_sentence_label, (-1,))
-            )
+            loss = _cross_entropy(prediction_scores, labels) + _cross_entropy(nsp_scores, next_sentence_label)
         return _finish(
             BertForPreTrainingOutput(
                 loss=loss,
-                prediction_logits=prediction,
-                seq_relationship_logits=relationship,
+                prediction_logits=prediction_scores,
+                seq_relationship_logits=nsp_scores,
                 hidden_states=out.hidden_states,
                 attentions=out.attentions,
             ),
@@ -1103,16 +1159,28 @@ class BertForPreTraining(_HeadBase):
         )
 
 
-class BertLMHeadModel(_HeadBase):
-    """Causal language model (config.is_decoder=True): next-token logits, KV cache, greedy :meth:`generate`."""
+class BertLMHeadModel(_HeadModel):
+    """Causal LM head (needs ``config.is_decoder``): next-token logits, loss on labels shifted by one, generation."""
 
     head_name = "BertLMHeadModel"
 
-    def _build_head(self, config, kw):
-        self.cls = BertOnlyMLMHead(config, **kw)
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None, **kw)
+        self.cls = BertOnlyMLMHead(config, self.bert.embeddings.word_embeddings, **kw)
+        self._post_init(seed)
 
     def init_cache(self, batch_size: int, max_length: int) -> BertKVCache:
-        """Empty fixed-size cache (see :meth:`BertModel.init_cache`)."""
+        """An empty fixed-size cache (see :meth:`BertModel.init_cache`)."""
         return self.bert.init_cache(batch_size, max_length)
 
     def __call__(
@@ -1131,16 +1199,21 @@ class BertLMHeadModel(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns CausalLMOutputWithCrossAttentions: logits (b, s, vocab); loss compares logits[:, :-1] with
-        labels[:, 1:] (-100 ignored); past_key_values as given (legacy tuple or BertKVCache) when caching."""
+        """labels: int (B, S); logits[:, t] is scored against labels[:, t+1] (-100 ignored). Giving labels turns
+        the cache off, as in HF.
+
+        Returns CausalLMOutputWithCrossAttentions: logits float (B, S, V), past_key_values (legacy tuples or
+        BertKVCache, as given) when caching.
+        """
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
         if labels is not None:
-            use_cache = False  # as HF: a training call builds no cache
-        out = self._bert(
+            use_cache = False
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1149,16 +1222,16 @@ class BertLMHeadModel(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
             past_key_values=past_key_values,
             use_cache=use_cache,
         )
-        logits = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
+        logits = self.cls(out.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = cross_entropy(logits[:, :-1], jnp.asarray(labels)[:, 1:])
+            loss = _cross_entropy(logits[:, :-1], jnp.asarray(labels)[:, 1:])
         return _finish(
             CausalLMOutputWithCrossAttentions(
                 loss=loss,
@@ -1174,61 +1247,181 @@ class BertLMHeadModel(_HeadBase):
     def generate(
         self,
         input_ids,
+        attention_mask=None,
         max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
         eos_token_id: Optional[int] = None,
         pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
     ) -> Array:
-        """Greedy decoding under ``jit`` with a fixed-size cache.
+        """Greedy or sampled continuation, as HF ``generate``, in one ``jit``-compiled ``lax.while_loop`` with a
+        fixed-size cache.
 
-        input_ids: int (b, s) prompt (no padding). Returns int32 (b, s + max_new_tokens); after a sequence emits
-        ``eos_token_id`` the rest of it is ``pad_token_id`` (default config.pad_token_id), as HF pads finished rows.
+        Args:
+            input_ids: int (B, S) prompt, may be left-padded. attention_mask: (B, S) 1 token / 0 pad (default
+                ones); position ids follow HF (cumsum(mask) - 1, pads at 1).
+            do_sample: sample from softmax(logits / temperature), restricted to the top_k logits and then to the
+                top_p nucleus when given (HF's warpers, in that order); otherwise argmax.
+            seed: ``jax.random.key(seed)`` for sampling; None draws a fresh seed.
+            eos_token_id: a row that produced it is finished; later positions get pad_token_id (default
+                config.pad_token_id). Decoding stops once every row is finished.
+            encoder_hidden_states / encoder_attention_mask: cross-attention inputs (B, E, H) / (B, E); their keys
+                and values are computed once and cached.
+
+        Returns:
+            int32 (B, S + T), T <= max_new_tokens the number of steps run.
         """
-        if not self.config.is_decoder:
-            raise ValueError("generate needs config.is_decoder=True")
-        validate_inputs(self.config, input_ids=input_ids)
-        batch, seq_len = _shape(input_ids)
-        validation.check_sequence_length(seq_len + max_new_tokens, 0, self.config.max_position_embeddings)
+        validation.check_generate_args(
+            self.config,
+            _array_info(input_ids, True),
+            _array_info(attention_mask, False),
+            max_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            top_p,
+            eos_token_id,
+            pad_token_id,
+        )
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        input_ids = jnp.asarray(input_ids, jnp.int32)
+        attention_mask = jnp.ones_like(input_ids) if attention_mask is None else jnp.asarray(attention_mask, jnp.int32)
         graphdef, state = nnx.split(self)
-        return _greedy_generate(
+        sequences, steps = _generate(
             graphdef,
             state,
-            jnp.asarray(input_ids, jnp.int32),
-            int(max_new_tokens),
-            -1 if eos_token_id is None else int(eos_token_id),
-            int(pad or 0),
+            input_ids,
+            attention_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            jax.random.key(seed),
+            jnp.float32(temperature),
+            jnp.float32(1.0 if top_p is None else top_p),
+            jnp.int32(-1 if eos_token_id is None else eos_token_id),
+            jnp.int32(0 if pad is None else pad),
+            max_new_tokens=max_new_tokens,
+            do_sample=bool(do_sample),
+            top_k=top_k,
+            use_top_p=top_p is not None and top_p < 1.0,
         )
+        return sequences[:, : input_ids.shape[1] + int(steps)]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
-def _greedy_generate(graphdef, state, input_ids, max_new_tokens, eos_token_id, pad_token_id):
+def _next_token(logits, key, temperature, top_p, *, do_sample: bool, top_k: Optional[int], use_top_p: bool) -> Array:
+    """Greedy argmax (first max on ties), or a sample after HF's temperature, top-k and top-p warpers: (B,) int32."""
+    logits = logits.astype(jnp.float32)
+    if not do_sample:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)  # ties with the k-th are kept
+    if use_top_p:
+        order = jnp.argsort(logits, axis=-1)  # ascending
+        cumulative = jnp.cumsum(jax.nn.softmax(jnp.take_along_axis(logits, order, axis=-1), axis=-1), axis=-1)
+        remove = (cumulative <= 1 - top_p).at[:, -1].set(False)  # the most likely token always stays
+        remove = jnp.take_along_axis(remove, jnp.argsort(order, axis=-1), axis=-1)  # back to vocabulary order
+        logits = jnp.where(remove, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "do_sample", "top_k", "use_top_p"))
+def _generate(
+    graphdef,
+    state,
+    input_ids,
+    attention_mask,
+    encoder_hidden_states,
+    encoder_attention_mask,
+    key,
+    temperature,
+    top_p,
+    eos_token_id,
+    pad_token_id,
+    *,
+    max_new_tokens: int,
+    do_sample: bool,
+    top_k: Optional[int],
+    use_top_p: bool,
+):
+    """The decoding loop of :meth:`BertLMHeadModel.generate`: (int32 (B, S + max_new_tokens), steps run)."""
     model = nnx.merge(graphdef, state)
     batch, seq_len = input_ids.shape
-    out = model(input_ids, past_key_values=model.init_cache(batch, seq_len + max_new_tokens), use_cache=True)
-    first = jnp.argmax(out.logits[:, -1], axis=-1).astype(jnp.int32)
+    choose = functools.partial(_next_token, do_sample=do_sample, top_k=top_k, use_top_p=use_top_p)
+    cross = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
+    # The mask covers the whole cache buffer: slots not written yet lie in every query's causal future.
+    buffer_mask = jnp.concatenate([attention_mask, jnp.ones((batch, max_new_tokens), jnp.int32)], axis=1)
+    positions = jnp.where(attention_mask == 0, 1, jnp.cumsum(attention_mask, axis=-1) - 1)
+    out = model(
+        input_ids,
+        attention_mask=buffer_mask,
+        position_ids=positions,
+        past_key_values=model.init_cache(batch, seq_len + max_new_tokens),
+        use_cache=True,
+        **cross,
+    )
 
-    def step(i, carry):
-        tokens, token, done, cache = carry
-        token = jnp.where(done, pad_token_id, token)
-        tokens = tokens.at[:, i].set(token)
-        done = done | (token == eos_token_id)
-        # the last iteration's forward is wasted, which keeps the loop body uniform
-        step_out = model(token[:, None], past_key_values=cache, use_cache=True)
-        return tokens, jnp.argmax(step_out.logits[:, -1], axis=-1).astype(jnp.int32), done, step_out.past_key_values
+    def select(logits, finished, key):
+        key, sample_key = jax.random.split(key)
+        token = choose(logits[:, -1], sample_key, temperature, top_p)
+        token = jnp.where(finished, pad_token_id, token)
+        return token, finished | (token == eos_token_id), key
 
-    tokens = jnp.zeros((batch, max_new_tokens), jnp.int32)
-    carry = (tokens, first, jnp.zeros((batch,), bool), out.past_key_values)
-    tokens = jax.lax.fori_loop(0, max_new_tokens, step, carry)[0]
-    return jnp.concatenate([input_ids, tokens], axis=1)
+    token, finished, key = select(out.logits, jnp.zeros((batch,), bool), key)
+    tokens = jnp.zeros((batch, max_new_tokens), jnp.int32).at[:, 0].set(token)
+    # HF's next position: the count of real tokens so far, minus one (cumsum of the grown mask)
+    position = jnp.sum(attention_mask, axis=-1).astype(jnp.int32) - 1
+
+    def cond(carry):
+        step, _, _, finished, _, _, _ = carry
+        return (step < max_new_tokens) & ~jnp.all(finished)
+
+    def body(carry):
+        step, tokens, token, finished, cache, position, key = carry
+        position = position + 1
+        out = model(
+            token[:, None],
+            attention_mask=buffer_mask,
+            position_ids=position[:, None],
+            past_key_values=cache,
+            use_cache=True,
+            **cross,
+        )
+        token, finished, key = select(out.logits, finished, key)
+        tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, step))
+        return step + 1, tokens, token, finished, out.past_key_values, position, key
+
+    carry = (jnp.int32(1), tokens, token, finished, out.past_key_values, position, key)
+    steps, tokens = jax.lax.while_loop(cond, body, carry)[:2]
+    return jnp.concatenate([input_ids, tokens], axis=1), steps
 
 
-class BertForMaskedLM(_HeadBase):
-    """Masked language model: logits (b, s, vocab); loss = cross-entropy over labels != -100."""
+class BertForMaskedLM(_HeadModel):
+    """Masked-token logits from ``cls.predictions``; loss = CE over labels != -100."""
 
     head_name = "BertForMaskedLM"
 
-    def _build_head(self, config, kw):
-        self.cls = BertOnlyMLMHead(config, **kw)
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None, **kw)
+        self.cls = BertOnlyMLMHead(config, self.bert.embeddings.word_embeddings, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1244,13 +1437,14 @@ class BertForMaskedLM(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns MaskedLMOutput."""
+        """labels: int (B, S), -100 ignored. Returns MaskedLMOutput: logits float (B, S, V)."""
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1259,26 +1453,38 @@ class BertForMaskedLM(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
             use_cache=False,
         )
-        logits = self.cls.predictions(out.last_hidden_state, self._word_embeddings())
-        loss = cross_entropy(logits, labels) if labels is not None else None
+        logits = self.cls(out.last_hidden_state)
+        loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
             return_dict,
         )
 
 
-class BertForNextSentencePrediction(_HeadBase):
-    """Next-sentence head on the pooled output: logits (b, 2); ``labels`` (b,) (alias ``next_sentence_label``)."""
+class BertForNextSentencePrediction(_HeadModel):
+    """Is sentence B the continuation of A? ``cls.seq_relationship`` on the pooled output."""
 
     head_name = "BertForNextSentencePrediction"
 
-    def _build_head(self, config, kw):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None, **kw)
         self.cls = BertOnlyNSPHead(config, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1292,16 +1498,16 @@ class BertForNextSentencePrediction(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
-        deterministic: bool = True,
         next_sentence_label=None,
+        *,
+        deterministic: bool = True,
     ):
-        """Returns NextSentencePredictorOutput."""
-        if labels is None:
-            labels = next_sentence_label  # HF's deprecated spelling
+        """labels (or next_sentence_label): int (B,), 0 = B follows A. Returns logits float (B, 2)."""
+        labels = next_sentence_label if labels is None else labels
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1310,10 +1516,10 @@ class BertForNextSentencePrediction(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
-        logits = self.cls.seq_relationship(out.pooler_output)
-        loss = cross_entropy(logits, jnp.reshape(labels, (-1,))) if labels is not None else None
+        logits = self.cls(out.pooler_output)
+        loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             NextSentencePredictorOutput(
                 loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
@@ -1322,20 +1528,27 @@ class BertForNextSentencePrediction(_HeadBase):
         )
 
 
-class BertForSequenceClassification(_HeadBase):
-    """Classifier on the pooled output: logits (b, num_labels).
-
-    Loss by ``bert_core.validation.resolve_problem_type``: regression (MSE; labels float (b,)), single-label
-    (cross-entropy; labels int (b,)) or multi-label (BCE with logits; labels float (b, num_labels)).
-    """
+class BertForSequenceClassification(_HeadModel):
+    """``classifier`` on the dropped-out pooled output: regression, single- or multi-label classification."""
 
     head_name = "BertForSequenceClassification"
 
-    def _build_head(self, config, kw):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None, **kw)
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(
-            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
-        )
+        self.classifier = _Linear(config.hidden_size, config.num_labels, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1349,13 +1562,16 @@ class BertForSequenceClassification(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns SequenceClassifierOutput."""
+        """labels: int (B,) classes, float (B,) / (B, num_labels) regression targets, or float (B, num_labels)
+        multi-hot; the loss is chosen by ``bert_core.validation.resolve_problem_type``. Returns logits (B, num_labels).
+        """
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1364,7 +1580,7 @@ class BertForSequenceClassification(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic))
         loss = None
@@ -1372,13 +1588,12 @@ class BertForSequenceClassification(_HeadBase):
             labels = jnp.asarray(labels)
             problem = validation.resolve_problem_type(self.config, jnp.issubdtype(labels.dtype, jnp.integer))
             if problem == "regression":
-                x = jnp.asarray(logits, jnp.float32)
-                y = labels.astype(jnp.float32)
-                if self.config.num_labels == 1:
-                    x, y = jnp.squeeze(x), jnp.squeeze(y)
-                loss = jnp.mean((x - y) ** 2)
+                if self.num_labels == 1:
+                    loss = _mse(logits.squeeze(), labels.squeeze())
+                else:
+                    loss = _mse(logits, labels)
             elif problem == "single_label_classification":
-                loss = cross_entropy(logits.reshape(-1, self.config.num_labels), labels.reshape(-1))
+                loss = _cross_entropy(logits, labels)
             else:
                 loss = _bce_with_logits(logits, labels)
         return _finish(
@@ -1389,16 +1604,26 @@ class BertForSequenceClassification(_HeadBase):
         )
 
 
-class BertForMultipleChoice(_HeadBase):
-    """Scores each of the choices: inputs (b, c, s) are flattened to (b*c, s); logits (b, c); labels int (b,)."""
+class BertForMultipleChoice(_HeadModel):
+    """Scores each of C choices: inputs (B, C, S) are flattened to (B*C, S); logits come back as (B, C)."""
 
     head_name = "BertForMultipleChoice"
 
-    def _build_head(self, config, kw):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.bert = BertModel(config, add_pooling_layer=True, seed=None, **kw)
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(
-            config.hidden_size, 1, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
-        )
+        self.classifier = _Linear(config.hidden_size, 1, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1412,33 +1637,27 @@ class BertForMultipleChoice(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns MultipleChoiceModelOutput."""
+        """input_ids / attention_mask / token_type_ids / position_ids: (B, C, S); inputs_embeds (B, C, S, H);
+        labels: int (B,) index of the right choice. Returns MultipleChoiceModelOutput: logits float (B, C)."""
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        for name, value in (
-            ("input_ids", input_ids),
-            ("attention_mask", attention_mask),
-            ("token_type_ids", token_type_ids),
-            ("position_ids", position_ids),
-        ):
-            validation.check_multiple_choice_shape(name, None if value is None else _shape(value))
-        validation.check_multiple_choice_shape(
-            "inputs_embeds", None if inputs_embeds is None else _shape(inputs_embeds), 4
+        num_choices = validation.check_multiple_choice_inputs(
+            _array_info(input_ids, False),
+            _array_info(attention_mask, False),
+            _array_info(token_type_ids, False),
+            _array_info(position_ids, False),
+            _array_info(inputs_embeds, False),
         )
-        num_choices = _shape(input_ids)[1] if input_ids is not None else _shape(inputs_embeds)[1]
 
         def flat(x):
-            return None if x is None else jnp.reshape(jnp.asarray(x), (-1, x.shape[-1]))
+            return None if x is None else jnp.reshape(jnp.asarray(x), (-1, np.shape(x)[-1]))
 
-        embeds = (
-            None
-            if inputs_embeds is None
-            else jnp.reshape(jnp.asarray(inputs_embeds), (-1,) + _shape(inputs_embeds)[-2:])
-        )
-        out = self._bert(
+        embeds = None if inputs_embeds is None else jnp.reshape(inputs_embeds, (-1,) + np.shape(inputs_embeds)[-2:])
+        out = self._run_bert(
             flat(input_ids),
             flat(attention_mask),
             flat(token_type_ids),
@@ -1447,10 +1666,10 @@ class BertForMultipleChoice(_HeadBase):
             embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic)).reshape(-1, num_choices)
-        loss = cross_entropy(logits, jnp.reshape(labels, (-1,))) if labels is not None else None
+        loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MultipleChoiceModelOutput(
                 loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
@@ -1459,16 +1678,27 @@ class BertForMultipleChoice(_HeadBase):
         )
 
 
-class BertForTokenClassification(_HeadBase):
-    """Per-token classifier: logits (b, s, num_labels); labels int (b, s), -100 ignored."""
+class BertForTokenClassification(_HeadModel):
+    """Per-token ``classifier`` (NER and the like): logits float (B, S, num_labels); loss CE, -100 ignored."""
 
     head_name = "BertForTokenClassification"
 
-    def _build_head(self, config, kw):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None, **kw)
         self.dropout = nnx.Dropout(config.classifier_dropout_prob, rngs=kw["rngs"])
-        self.classifier = _Linear(
-            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
-        )
+        self.classifier = _Linear(config.hidden_size, config.num_labels, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1482,13 +1712,14 @@ class BertForTokenClassification(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns TokenClassifierOutput."""
+        """labels: int (B, S), -100 ignored."""
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1497,28 +1728,37 @@ class BertForTokenClassification(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state, deterministic=deterministic))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.reshape(-1, self.config.num_labels), jnp.reshape(labels, (-1,)))
+        loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
             return_dict,
         )
 
 
-class BertForQuestionAnswering(_HeadBase):
-    """Span extraction: start_logits, end_logits (b, s). Positions int (b,) are clamped to [0, s]; s is ignored."""
+class BertForQuestionAnswering(_HeadModel):
+    """Extractive QA: ``qa_outputs`` gives span start/end logits, float (B, S) each."""
 
     head_name = "BertForQuestionAnswering"
 
-    def _build_head(self, config, kw):
+    def __init__(
+        self,
+        config: BertConfig,
+        *,
+        seed: Optional[int] = 0,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        rngs: Optional[nnx.Rngs] = None,
+    ) -> None:
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype)
         validation.check_qa_num_labels(config)
-        self.qa_outputs = _Linear(
-            config.hidden_size, config.num_labels, dtype=kw["dtype"], param_dtype=kw["param_dtype"], rngs=kw["rngs"]
-        )
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False, seed=None, **kw)
+        self.qa_outputs = _Linear(config.hidden_size, config.num_labels, **kw)
+        self._post_init(seed)
 
     def __call__(
         self,
@@ -1533,13 +1773,15 @@ class BertForQuestionAnswering(_HeadBase):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
         deterministic: bool = True,
     ):
-        """Returns QuestionAnsweringModelOutput; loss = (start CE + end CE) / 2 when both positions are given."""
+        """start_positions / end_positions: int (B,). Positions outside the sequence are clamped to S and ignored;
+        loss = (CE(start) + CE(end)) / 2."""
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        out = self._bert(
+        out = self._run_bert(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -1548,22 +1790,23 @@ class BertForQuestionAnswering(_HeadBase):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            deterministic,
+            deterministic=deterministic,
         )
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
         if start_positions is not None and end_positions is not None:
+            start_positions, end_positions = jnp.asarray(start_positions), jnp.asarray(end_positions)
+            if start_positions.ndim > 1:
+                start_positions = start_positions.squeeze(-1)
+            if end_positions.ndim > 1:
+                end_positions = end_positions.squeeze(-1)
             ignored = start_logits.shape[1]
-
-            def positions(p):
-                p = jnp.asarray(p)
-                p = p.squeeze(-1) if p.ndim > 1 else p
-                return jnp.clip(p, 0, ignored)
-
+            start_positions = jnp.clip(start_positions, 0, ignored)
+            end_positions = jnp.clip(end_positions, 0, ignored)
             loss = (
-                cross_entropy(start_logits, positions(start_positions), ignore_index=ignored)
-                + cross_entropy(end_logits, positions(end_positions), ignore_index=ignored)
+                _cross_entropy(start_logits, start_positions, ignore_index=ignored)
+                + _cross_entropy(end_logits, end_positions, ignore_index=ignored)
             ) / 2
         return _finish(
             QuestionAnsweringModelOutput(
@@ -1577,7 +1820,7 @@ class BertForQuestionAnswering(_HeadBase):
         )
 
 
-ALL_CLASSES = (
+ALL_MODEL_CLASSES = (
     BertModel,
     BertForPreTraining,
     BertLMHeadModel,
@@ -1590,18 +1833,24 @@ ALL_CLASSES = (
 )
 
 
+# ----------------------------------------------------------------------------------------------- harness helper
+
+
 def canonical_grads(
     model: BertPreTrainedModel, inputs: Mapping[str, Any]
 ) -> Tuple[float, "OrderedDict[str, np.ndarray]"]:
-    """Loss and its gradient per canonical weight name (float32 numpy, PyTorch layout), dropout off.
+    """Loss and gradient of every stored tensor, by canonical name (PyTorch layout, float32 numpy), dropout off.
 
-    ``inputs`` holds the forward keyword arguments, labels included. The tied decoder's gradient is part of
-    ``word_embeddings`` (one shared parameter).
+    ``inputs`` are forward keyword arguments including the labels. The tied decoder's gradient lands in
+    ``word_embeddings`` (one shared variable).
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def loss_fn(p):
-        return nnx.merge(graphdef, p, rest)(**inputs, deterministic=True, return_dict=True).loss
+        output = nnx.merge(graphdef, p, rest)(**inputs, deterministic=True, return_dict=True)
+        if output.loss is None:
+            raise ValueError(f"{model.head_name} returned no loss: pass its labels in inputs")
+        return output.loss
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     return float(loss), nnx.merge(graphdef, grads, rest).canonical_weights()

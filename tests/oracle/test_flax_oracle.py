@@ -242,6 +242,41 @@ def test_generate_matches_hf(tmp_path):
     np.testing.assert_array_equal(got, ref.numpy())
 
 
+@pytest.mark.parametrize("kind", ["absolute", "relative_key_query"])
+def test_generate_left_padded_with_eos_matches_hf(kind, tmp_path):
+    """Greedy generate of a left-padded batch with attention_mask and eos: HF's tokens, early stop included.
+
+    (HF 4.57's generate cannot run BertLMHeadModel with cross-attention: its DynamicCache mixes the encoder keys into
+    the self-attention cache; tests/flax covers our cross-attention generate against full passes.)
+    """
+    config = tiny_config(is_decoder=True, position_embedding_type=kind)
+    ours = bert_flax.BertLMHeadModel(config, seed=11)
+    ours.save_pretrained(tmp_path / "gen")
+    ref_model = hf_load("BertLMHeadModel", tmp_path / "gen")
+    ids = np.random.default_rng(3).integers(1, config.vocab_size, (3, 6)).astype(np.int64)
+    mask = np.ones((3, 6), np.int64)
+    mask[1, :2] = 0
+    mask[2, :4] = 0
+    ids[mask == 0] = 0
+    eos = int(np.asarray(ours.generate(ids, attention_mask=mask, max_new_tokens=8))[0, 8])  # row 0's third token
+    for rows in (slice(None), slice(0, 1)):  # some rows finished / every row finished early
+        with torch.no_grad():
+            ref = ref_model.generate(
+                torch.from_numpy(ids[rows]),
+                attention_mask=torch.from_numpy(mask[rows]),
+                max_new_tokens=8,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=0,
+            ).numpy()
+        got = np.asarray(
+            ours.generate(ids[rows], attention_mask=mask[rows], max_new_tokens=8, eos_token_id=eos, pad_token_id=0)
+        )
+        assert got.shape == ref.shape, (got, ref)
+        np.testing.assert_array_equal(got, ref)
+    assert ref.shape[1] < 6 + 8  # the single row stopped early
+
+
 # ------------------------------------------------------------------------------------------------ MiniLM
 
 
