@@ -23,7 +23,7 @@ import functools
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +102,7 @@ def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
     return nnx.Rngs(0 if seed is None else seed) if rngs is None else rngs
 
 
-# ----------------------------------------------------------------------------------------------- activations
+# -------------------------------------------------------------------------------------------------------- activations
 
 
 def _gelu_tanh(x: Array) -> Array:
@@ -133,7 +133,7 @@ ACT2FN = {
 }
 
 
-# ----------------------------------------------------------------------------------------------- input checks
+# ------------------------------------------------------------------------------------------------------- input checks
 
 
 def _array_info(x: Any, values: bool) -> Optional[validation.ArrayInfo]:
@@ -181,7 +181,21 @@ def _check_inputs(
     )
 
 
-# ----------------------------------------------------------------------------------------------- masks and losses
+def _check_labels(config: BertConfig, head: str, name: str, labels: Any, logits: Array) -> None:
+    """``bert_core.validation.check_labels`` on one label array of a head whose logits are (b, s, ...) or (b, c);
+    values (class ids in range) only for concrete arrays. A jitted train step skips the value checks: run
+    :func:`bert_flax.training.check_batch` on the host batch first."""
+    if labels is None:
+        return
+    info = _array_info(labels, values=False)
+    values = None if _is_tracer(labels) else np.asarray(labels)
+    batch, second = (d if isinstance(d, int) else None for d in logits.shape[:2])
+    validation.check_labels(
+        config, head, name, info.shape, info.kind, values, batch=batch, seq_len=second, num_choices=second
+    )
+
+
+# --------------------------------------------------------------------------------------------------- masks and losses
 
 
 def _extended_attention_mask(config: BertConfig, attention_mask, seq_len: int, past_length, dtype) -> Array:
@@ -250,7 +264,7 @@ def _bce_with_logits(logits: Array, labels: Array) -> Array:
     return jnp.mean(jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x))))
 
 
-# ----------------------------------------------------------------------------------------------- the ladder
+# --------------------------------------------------------------------------------------------------------- the ladder
 
 
 class BertEmbeddings(nnx.Module):
@@ -694,7 +708,7 @@ class BertPreTrainingHeads(nnx.Module):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-# ----------------------------------------------------------------------------------------------- caches
+# ------------------------------------------------------------------------------------------------------------- caches
 #
 # Both caches hold a tuple per layer of (k, v) or (k, v, cross_k, cross_v), each (B, N, P|E, D), and show the ladder
 # one interface: ``past_length``, ``max_length``, ``key_length(seq_len)``, ``update(layer_index, key, value)`` ->
@@ -781,7 +795,7 @@ def _as_cache(past_key_values) -> _Cache:
     return past_key_values if isinstance(past_key_values, BertKVCache) else _LegacyCache(past_key_values)
 
 
-# ----------------------------------------------------------------------------------------------- models
+# ------------------------------------------------------------------------------------------------------------- models
 
 
 class BertPreTrainedModel(nnx.Module):
@@ -840,8 +854,9 @@ class BertPreTrainedModel(nnx.Module):
 
     # -------------------------------------------------------------- load / save
     @classmethod
-    def _build(cls, config: BertConfig, add_pooling_layer: Optional[bool], **kwargs):
-        return cls(config, **kwargs)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        """Constructor arguments besides config and seed; a head has none (its pooler is fixed by the table)."""
+        return {}
 
     @classmethod
     def from_pretrained(
@@ -873,7 +888,8 @@ class BertPreTrainedModel(nnx.Module):
             the model, or ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})``
             when ``output_loading_info``.
         """
-        pool = add_pooling_layer if cls.head_name == "BertModel" else None
+        init_kwargs = cls._init_kwargs(add_pooling_layer)
+        pool = init_kwargs.get("add_pooling_layer")
         config, weights, info = load_head_weights(
             name_or_path,
             cls.head_name,
@@ -886,7 +902,7 @@ class BertPreTrainedModel(nnx.Module):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        model = cls._build(config, pool, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        model = cls(config, **init_kwargs, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         return (model, info.as_dict()) if output_loading_info else model
 
@@ -945,8 +961,8 @@ class BertModel(BertPreTrainedModel):
         self._post_init(seed)
 
     @classmethod
-    def _build(cls, config, add_pooling_layer, **kwargs):
-        return cls(config, True if add_pooling_layer is None else add_pooling_layer, **kwargs)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        return {"add_pooling_layer": True if add_pooling_layer is None else bool(add_pooling_layer)}
 
     def init_cache(self, batch_size: int, max_length: int) -> BertKVCache:
         """An empty fixed-size cache for decoding up to ``max_length`` tokens (prompt included), ``jit`` friendly."""
@@ -1144,6 +1160,8 @@ class BertForPreTraining(_HeadModel):
             deterministic=deterministic,
         )
         prediction_scores, nsp_scores = self.cls(out.last_hidden_state, out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, prediction_scores)
+        _check_labels(self.config, self.head_name, "next_sentence_label", next_sentence_label, prediction_scores)
         loss = None
         if labels is not None and next_sentence_label is not None:
             loss = _cross_entropy(prediction_scores, labels) + _cross_entropy(nsp_scores, next_sentence_label)
@@ -1229,6 +1247,7 @@ class BertLMHeadModel(_HeadModel):
             use_cache=use_cache,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None
         if labels is not None:
             loss = _cross_entropy(logits[:, :-1], jnp.asarray(labels)[:, 1:])
@@ -1459,6 +1478,7 @@ class BertForMaskedLM(_HeadModel):
             use_cache=False,
         )
         logits = self.cls(out.last_hidden_state)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
@@ -1519,6 +1539,7 @@ class BertForNextSentencePrediction(_HeadModel):
             deterministic=deterministic,
         )
         logits = self.cls(out.pooler_output)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             NextSentencePredictorOutput(
@@ -1583,6 +1604,7 @@ class BertForSequenceClassification(_HeadModel):
             deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None
         if labels is not None:
             labels = jnp.asarray(labels)
@@ -1669,6 +1691,7 @@ class BertForMultipleChoice(_HeadModel):
             deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.pooler_output, deterministic=deterministic)).reshape(-1, num_choices)
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             MultipleChoiceModelOutput(
@@ -1731,6 +1754,7 @@ class BertForTokenClassification(_HeadModel):
             deterministic=deterministic,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state, deterministic=deterministic))
+        _check_labels(self.config, self.head_name, "labels", labels, logits)
         loss = None if labels is None else _cross_entropy(logits, labels)
         return _finish(
             TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions),
@@ -1794,6 +1818,8 @@ class BertForQuestionAnswering(_HeadModel):
         )
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
+        _check_labels(self.config, self.head_name, "start_positions", start_positions, start_logits)
+        _check_labels(self.config, self.head_name, "end_positions", end_positions, start_logits)
         loss = None
         if start_positions is not None and end_positions is not None:
             start_positions, end_positions = jnp.asarray(start_positions), jnp.asarray(end_positions)
@@ -1833,7 +1859,7 @@ ALL_MODEL_CLASSES = (
 )
 
 
-# ----------------------------------------------------------------------------------------------- harness helper
+# ----------------------------------------------------------------------------------------------------- harness helper
 
 
 def canonical_grads(

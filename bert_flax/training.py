@@ -5,12 +5,41 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
 
-from .modeling import BertPreTrainedModel, canonical_grads
+from .modeling import BertPreTrainedModel, _check_inputs, _check_labels, canonical_grads
 
-__all__ = ["make_optimizer", "train_step", "canonical_grads"]
+__all__ = ["make_optimizer", "train_step", "check_batch", "canonical_grads"]
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds")
+_LABELS = ("labels", "next_sentence_label", "start_positions", "end_positions")
+_LOGITS = ("logits", "prediction_logits", "start_logits")
+
+
+def check_batch(model: BertPreTrainedModel, batch: Mapping[str, Any]) -> None:
+    """Every input and label check of ``model`` on a host (numpy) batch, with the values.
+
+    Inside ``jit`` the arrays are tracers, so only shapes can be checked there; an out-of-range id or label would turn
+    the loss (and then the weights) into NaN or read -1 as the last class. :func:`train_step` runs this first.
+    """
+    inputs = {k: batch.get(k) for k in _INPUTS}
+    if inputs["input_ids"] is not None and np.ndim(inputs["input_ids"]) == 3:  # multiple choice: (b, c, s)
+        inputs = {
+            k: v if v is None or k == "head_mask" else np.reshape(v, (-1,) + np.shape(v)[2:]) for k, v in inputs.items()
+        }
+    _check_inputs(model.config, **inputs, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None)
+    given = [k for k in _LABELS if batch.get(k) is not None]
+    if not given:
+        return
+    graphdef, state = nnx.split(model)
+    shapes = jax.eval_shape(
+        lambda st, b: nnx.merge(graphdef, st)(**b, deterministic=True, return_dict=True), state, dict(batch)
+    )
+    logits = next(shapes[k] for k in _LOGITS if shapes.get(k) is not None)
+    for name in given:
+        _check_labels(model.config, model.head_name, name, batch[name], logits)
 
 
 def make_optimizer(
@@ -24,14 +53,22 @@ def make_optimizer(
     return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-@nnx.jit
-def train_step(model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Mapping[str, Any]) -> jax.Array:
+def train_step(
+    model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Mapping[str, Any], *, check: bool = True
+) -> jax.Array:
     """One update on ``batch`` (forward keyword arguments, labels included); returns the float32 loss.
 
     Dropout is on (``deterministic=False``), drawing from the ``nnx.Rngs`` the model was built with; the model and
-    optimizer are updated in place.
+    optimizer are updated in place. ``check``: run :func:`check_batch` on the host first (a bad id or label raises
+    instead of silently turning the weights into NaN).
     """
+    if check:
+        check_batch(model, batch)
+    return _train_step(model, optimizer, batch)
 
+
+@nnx.jit
+def _train_step(model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Mapping[str, Any]) -> jax.Array:
     def loss_fn(m):
         return m(**batch, deterministic=False, return_dict=True).loss
 

@@ -15,6 +15,7 @@ H hidden size, N heads, D head size (H / N), V vocab size, C choices.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -225,19 +226,20 @@ def _check_inputs(
     past_key_values,
 ) -> None:
     """``bert_core.validation.check_inputs`` on these inputs (id ranges only when executing eagerly)."""
-    validation.check_inputs(
-        config,
-        input_ids=_array_info(input_ids, True),
-        attention_mask=_array_info(attention_mask, False),
-        token_type_ids=_array_info(token_type_ids, True),
-        position_ids=_array_info(position_ids, True),
-        head_mask=_array_info(head_mask, False),
-        inputs_embeds=_array_info(inputs_embeds, False),
-        encoder_hidden_states=_array_info(encoder_hidden_states, False),
-        encoder_attention_mask=_array_info(encoder_attention_mask, False),
-        has_cache=past_key_values is not None,
-        past_length=0 if past_key_values is None else _array_info(past_key_values[0][0], False).shape[2],
-    )
+    with _as_raised():
+        validation.check_inputs(
+            config,
+            input_ids=_array_info(input_ids, True),
+            attention_mask=_array_info(attention_mask, False),
+            token_type_ids=_array_info(token_type_ids, True),
+            position_ids=_array_info(position_ids, True),
+            head_mask=_array_info(head_mask, False),
+            inputs_embeds=_array_info(inputs_embeds, False),
+            encoder_hidden_states=_array_info(encoder_hidden_states, False),
+            encoder_attention_mask=_array_info(encoder_attention_mask, False),
+            has_cache=past_key_values is not None,
+            past_length=0 if past_key_values is None else _array_info(past_key_values[0][0], False).shape[2],
+        )
 
 
 def _check_labels(config: BertConfig, head: str, name: str, labels: Any, logits: tf.Tensor) -> None:
@@ -248,9 +250,22 @@ def _check_labels(config: BertConfig, head: str, name: str, labels: Any, logits:
     info = _array_info(labels, values=False)
     values = np.asarray(labels) if tf.executing_eagerly() else None
     batch, second = logits.shape.as_list()[:2]
-    validation.check_labels(
-        config, head, name, info.shape, info.kind, values, batch=batch, seq_len=second, num_choices=second
-    )
+    with _as_raised():
+        validation.check_labels(
+            config, head, name, info.shape, info.kind, values, batch=batch, seq_len=second, num_choices=second
+        )
+
+
+@contextlib.contextmanager
+def _as_raised():
+    """bert_core's errors already name the argument, value and range: mark them so that Keras does not re-raise
+    them wrapped in its "Exception encountered when calling ..." dump of every call argument (Keras skips the
+    wrapping for an exception carrying ``_keras_call_info_injected``); the message stays the same in all backends."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        err._keras_call_info_injected = True
+        raise
 
 
 # --------------------------------------------------------------------------------------------------- masks and losses
@@ -905,8 +920,9 @@ class BertPreTrainedModel(keras.Model):
 
     # -------------------------------------------------------------- load / save
     @classmethod
-    def _build(cls, config: BertConfig, seed: Optional[int], add_pooling_layer: Optional[bool]):
-        return cls(config, seed=seed)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        """Constructor arguments besides config and seed; a head has none (its pooler is fixed by the table)."""
+        return {}
 
     @classmethod
     def from_pretrained(
@@ -934,7 +950,8 @@ class BertPreTrainedModel(keras.Model):
             the model, or ``(model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})``
             when ``output_loading_info``.
         """
-        pool = None if cls._add_pooling_layer is None else add_pooling_layer
+        init_kwargs = cls._init_kwargs(add_pooling_layer)
+        pool = init_kwargs.get("add_pooling_layer")
         config, weights, info = load_head_weights(
             name_or_path,
             cls.head_name,
@@ -947,7 +964,7 @@ class BertPreTrainedModel(keras.Model):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        model = cls._build(config, None, pool)
+        model = cls(config, **init_kwargs, seed=None)
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         return (model, info.as_dict()) if output_loading_info else model
 
@@ -1112,8 +1129,8 @@ class BertModel(BertPreTrainedModel):
         self._post_init(seed)
 
     @classmethod
-    def _build(cls, config, seed, add_pooling_layer):
-        return cls(config, add_pooling_layer=True if add_pooling_layer is None else add_pooling_layer, seed=seed)
+    def _init_kwargs(cls, add_pooling_layer: Optional[bool]) -> Dict[str, Any]:
+        return {"add_pooling_layer": True if add_pooling_layer is None else bool(add_pooling_layer)}
 
     def get_config(self) -> Dict[str, Any]:
         return dict(super().get_config(), add_pooling_layer=self._add_pooling_layer)
@@ -1693,9 +1710,13 @@ class BertForMultipleChoice(_HeadModel):
         output_attentions, output_hidden_states, return_dict = self._flags(
             output_attentions, output_hidden_states, return_dict
         )
-        validation.check_multiple_choice_inputs(
-            *(_array_info(t, False) for t in (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds))
-        )
+        with _as_raised():
+            validation.check_multiple_choice_inputs(
+                *(
+                    _array_info(t, False)
+                    for t in (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+                )
+            )
         input_ids, inputs_embeds = _to_tensor(input_ids), _to_tensor(inputs_embeds)
         num_choices = _shape_list(input_ids if input_ids is not None else inputs_embeds)[1]
 

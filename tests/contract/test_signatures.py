@@ -140,6 +140,7 @@ LADDER = [
 HELPERS = [
     "_array_info",
     "_check_inputs",
+    "_check_labels",
     "_extended_attention_mask",
     "_encoder_attention_mask",
     "_head_mask",

@@ -110,3 +110,25 @@ def test_remat_matches_plain_under_nnx_jit_with_cache():
     b = step(plain, IDS[:, :4], plain.init_cache(2, 8))
     np.testing.assert_allclose(a.logits, b.logits, atol=1e-6)
     np.testing.assert_allclose(a.past_key_values.layers[1][0], b.past_key_values.layers[1][0], atol=1e-6)
+
+
+def test_jitted_train_step_refuses_bad_labels_before_touching_the_weights():
+    """A bad batch used to give a NaN loss inside jit (label >= num_labels) or read -1 as the last class."""
+    import numpy as np
+
+    from bert_core.config import tiny_config
+    from bert_flax import BertForSequenceClassification
+    from bert_flax.training import make_optimizer, train_step
+
+    model = BertForSequenceClassification(tiny_config())
+    optimizer = make_optimizer(model)
+    before = model.canonical_weights()
+    ids = np.ones((2, 5), np.int64)
+    for labels, message in ((np.array([0, 2]), "labels contains 2"), (np.array([-1, 0]), "labels contains -1")):
+        with pytest.raises(ValueError, match=message):
+            train_step(model, optimizer, {"input_ids": ids, "labels": labels})
+    with pytest.raises(ValueError, match="input_ids contains id 99"):
+        train_step(model, optimizer, {"input_ids": np.full((2, 5), 99), "labels": np.array([0, 1])})
+    after = model.canonical_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.isfinite(float(train_step(model, optimizer, {"input_ids": ids, "labels": np.array([0, 1])})))
