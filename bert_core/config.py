@@ -6,7 +6,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from .hub import resolve_model_dir
 from .io_utils import atomic_write_text
@@ -149,6 +149,16 @@ class BertConfig:
     @property
     def use_return_dict(self) -> bool:
         return bool(self.return_dict)
+
+    def output_flags(
+        self, output_attentions: Optional[bool], output_hidden_states: Optional[bool], return_dict: Optional[bool]
+    ) -> Tuple[bool, bool, bool]:
+        """A call's three output switches, each defaulting to this config's (as every backend resolves them)."""
+        return (
+            self.output_attentions if output_attentions is None else bool(output_attentions),
+            self.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
+            self.use_return_dict if return_dict is None else bool(return_dict),
+        )
 
     @property
     def head_dim(self) -> int:

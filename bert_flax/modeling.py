@@ -916,13 +916,9 @@ class BertPreTrainedModel(nnx.Module):
             max_shard_size=max_shard_size,
         )
 
-    def _flags(self, output_attentions, output_hidden_states, return_dict):
-        c = self.config
-        return (
-            c.output_attentions if output_attentions is None else bool(output_attentions),
-            c.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
-            c.use_return_dict if return_dict is None else bool(return_dict),
-        )
+    def _flags(self, output_attentions, output_hidden_states, return_dict) -> Tuple[bool, bool, bool]:
+        """The three output switches, each defaulting to the config's (``BertConfig.output_flags``)."""
+        return self.config.output_flags(output_attentions, output_hidden_states, return_dict)
 
 
 def _finish(output, return_dict: bool):

@@ -979,13 +979,9 @@ class BertPreTrainedModel(keras.Model):
         )
 
     # -------------------------------------------------------------- calling
-    def _flags(self, output_attentions, output_hidden_states, return_dict):
-        c = self.config
-        return (
-            c.output_attentions if output_attentions is None else bool(output_attentions),
-            c.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
-            c.use_return_dict if return_dict is None else bool(return_dict),
-        )
+    def _flags(self, output_attentions, output_hidden_states, return_dict) -> Tuple[bool, bool, bool]:
+        """The three output switches, each defaulting to the config's (``BertConfig.output_flags``)."""
+        return self.config.output_flags(output_attentions, output_hidden_states, return_dict)
 
     def __call__(self, *args: Any, **kwargs: Any):
         return super().__call__(**self._unpack_inputs(args, kwargs))

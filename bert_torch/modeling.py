@@ -718,16 +718,9 @@ class BertPreTrainedModel(nn.Module):
             )
         self.set_attn_implementation("sdpa")
 
-    def _flags(
-        self, output_attentions: Optional[bool], output_hidden_states: Optional[bool], return_dict: Optional[bool]
-    ) -> Tuple[bool, bool, bool]:
-        """The three output switches, each defaulting to the config's."""
-        config = self.config
-        return (
-            config.output_attentions if output_attentions is None else bool(output_attentions),
-            config.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
-            config.use_return_dict if return_dict is None else bool(return_dict),
-        )
+    def _flags(self, output_attentions, output_hidden_states, return_dict) -> Tuple[bool, bool, bool]:
+        """The three output switches, each defaulting to the config's (``BertConfig.output_flags``)."""
+        return self.config.output_flags(output_attentions, output_hidden_states, return_dict)
 
     # canonical weights
 
