@@ -524,12 +524,7 @@ def load_head_weights(
     weights, info = match_state_dict(
         state, config, head, add_pooling_layer=add_pooling_layer, ignore_mismatched_sizes=ignore_mismatched_sizes
     )
-    not_float = [f"{n} ({np.asarray(a).dtype})" for n, a in weights.items() if np.asarray(a).dtype.kind != "f"]
-    if not_float:
-        raise CheckpointError(
-            f"{os.fspath(directory / file_name)}: BERT weights must be floating point, got integer or bool tensors: "
-            f"{not_float[:5]}"
-        )
+    check_float_weights(weights, directory / file_name)
     if not any(k.startswith(("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")) for k in weights):
         raise CheckpointError(
             f"{os.fspath(directory / file_name)}: no BERT weights found (keys like {list(state)[:3]})"
@@ -549,6 +544,19 @@ def load_head_weights(
     if info.unexpected_keys:
         warnings.warn(f"Weights of the checkpoint not used by {head}: {info.unexpected_keys}", stacklevel=3)
     return config, weights, info
+
+
+def check_float_weights(weights: Mapping[str, np.ndarray], where: PathLike) -> None:
+    """Refuse integer/bool tensors where BERT has float weights (HF refuses them; a cast would hide a broken file).
+
+    Raises:
+        CheckpointError: naming ``where`` and the first offending tensors with their dtypes.
+    """
+    not_float = [f"{n} ({np.asarray(a).dtype})" for n, a in weights.items() if np.asarray(a).dtype.kind != "f"]
+    if not_float:
+        raise CheckpointError(
+            f"{os.fspath(where)}: BERT weights must be floating point, got integer or bool tensors: {not_float[:5]}"
+        )
 
 
 def check_config_agrees(config: BertConfig, state: Mapping[str, np.ndarray], where: Path) -> None:

@@ -22,7 +22,13 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_core.checkpoint import WEIGHT_FILES, check_config_agrees, load_checkpoint, read_state_dict
+from bert_core.checkpoint import (
+    WEIGHT_FILES,
+    check_config_agrees,
+    check_float_weights,
+    load_checkpoint,
+    read_state_dict,
+)
 from bert_core.config import BertConfig
 from bert_core.hub import looks_like_hub_id
 from bert_core.io_utils import staged_directory
@@ -131,6 +137,7 @@ def infer_head(names: Sequence[str], config: BertConfig) -> str:
 
 def _canonical(state, config: BertConfig, head: str, where: str) -> Tuple["OrderedDict[str, np.ndarray]", List[str]]:
     weights, info = match_state_dict(state, config, head)
+    check_float_weights(weights, where)
     if info.missing_keys:
         raise ConversionError(f"{where}: the weights of {head} are incomplete; missing {info.missing_keys[:5]}")
     if not weights:

@@ -389,3 +389,16 @@ def _with_func(parser, command, func):
     for action in parser._subparsers._group_actions:
         action.choices[command].set_defaults(func=func)
     return parser
+
+
+def test_integer_weights_are_not_converted_into_a_clean_checkpoint(ckpt, tmp_path):
+    from bert_core.checkpoint import save_state_dict
+
+    good = _hf_dir(ckpt, tmp_path / "src")
+    state = dict(ckpt.state)
+    name = next(k for k in state if k.endswith("word_embeddings.weight"))
+    state[name] = state[name].astype(np.int32)
+    save_state_dict(state, good)
+    with pytest.raises(CheckpointError, match=r"BERT weights must be floating point.*int32"):
+        convert(good, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
