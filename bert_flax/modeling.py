@@ -66,10 +66,13 @@ def _accumulation_dtype(dtype) -> Optional[Any]:
     Besides the better sums, this is the form XLA:CPU runs fast: a bfloat16 x bfloat16 -> bfloat16 dot is emitted
     as a slow generic loop (about 0.8x of float32 on an AVX-512 host), while bfloat16 x bfloat16 -> float32 reaches
     the vendor GEMM (about 2x float32). The float32 path (``None``) keeps the plain dot.
+
+    Only on CPU: XLA:GPU's bf16 GEMMs accumulate in float32 anyway, and there the float32 outputs cost memory
+    traffic (bert-base 64 x 128 on an H200: 6.55 ms with float32 outputs, 5.81 ms without, same cosine to float32).
     """
     if dtype is None or not jnp.issubdtype(dtype, jnp.floating) or jnp.dtype(dtype).itemsize >= 4:
         return None
-    return jnp.float32
+    return jnp.float32 if jax.default_backend() == "cpu" else None
 
 
 class _Linear(nnx.Linear):
