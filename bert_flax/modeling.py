@@ -541,12 +541,9 @@ class BertLayer(nnx.Module):
             present = present + cross_present
         chunk = self.chunk_size_feed_forward
         if chunk > 0:
-            # Position-wise feed-forward: chunks along the sequence give the same result with less peak memory.
+            # Position-wise feed-forward: chunks along the sequence give the same result with less peak memory (the
+            # last chunk may be shorter; HF refuses a remainder, every backend here takes it alike).
             seq_len = attention_output.shape[1]
-            if seq_len % chunk != 0:
-                raise ValueError(
-                    f"sequence length {seq_len} is not a multiple of chunk_size_feed_forward={chunk} (HF requires it)"
-                )
             pieces = [
                 self._feed_forward(attention_output[:, i : i + chunk], deterministic) for i in range(0, seq_len, chunk)
             ]

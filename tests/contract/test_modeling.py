@@ -127,10 +127,12 @@ def test_relative_positions_are_translation_invariant(backend, pos):
     np.testing.assert_allclose(moved["last_hidden_state"], out["last_hidden_state"], atol=1e-6)
 
 
-def test_chunked_feed_forward_is_equal(backend):
-    ids = random_ids(tiny_config(), seq=8)
+@pytest.mark.parametrize("seq, chunk", [(8, 4), (7, 3), (5, 9)])
+def test_chunked_feed_forward_is_equal(backend, seq, chunk):
+    """Even, uneven (a shorter last chunk) and larger-than-sequence chunks all give the unchunked result."""
+    ids = random_ids(tiny_config(), seq=seq)
     plain = backend.run(backend.make("BertModel"), input_ids=ids)["last_hidden_state"]
-    chunked = backend.run(backend.make("BertModel", chunk_size_feed_forward=4), input_ids=ids)["last_hidden_state"]
+    chunked = backend.run(backend.make("BertModel", chunk_size_feed_forward=chunk), input_ids=ids)["last_hidden_state"]
     np.testing.assert_allclose(chunked, plain, atol=1e-6)
 
 
