@@ -1,7 +1,11 @@
 """``bert parity`` and ``bert convert`` (dispatched from bert_core.cli). ``main(argv) -> exit code``.
 
 Exit codes: 0 all checks pass; 1 a comparison failed; 2 a usage error (missing source, unknown / not installed
-backend, config and weights that disagree, ...), with the reason on stderr.
+backend, config and weights that disagree, a bad inputs file, a golden file for another model, ...), with the
+reason on stderr in one line.
+
+``bert parity`` runs the built-in battery, or with ``--inputs`` / ``--golden`` / ``--save-golden`` the user's inputs
+(:mod:`conformance.input_runner`); ``--json``, ``--junit`` and ``--markdown`` write the report for CI systems.
 """
 
 from __future__ import annotations
@@ -67,10 +71,53 @@ def _write_json(path: str, data: dict) -> None:
     atomic_write_text(Path(path), json.dumps(data, indent=2) + "\n")
 
 
+def _write_reports(args: argparse.Namespace, report) -> None:
+    from .reports import write_junit, write_markdown
+
+    if args.json:
+        _write_json(args.json, report.as_dict())
+    if getattr(args, "junit", None):
+        write_junit(report, args.junit)
+    if getattr(args, "markdown", None):
+        write_markdown(report, args.markdown)
+
+
+def _check_parity_flags(args: argparse.Namespace) -> bool:
+    """True for a run on user inputs; refuses flags that do not apply to the chosen mode (instead of ignoring them)."""
+    user = any(v is not None for v in (args.inputs, args.golden, args.save_golden))
+    if args.golden is not None and args.save_golden is not None:
+        raise ValueError("--golden compares with a golden file and --save-golden writes one: use one at a time")
+    if args.save_golden is not None and args.inputs is None:
+        raise ValueError("--save-golden needs --inputs FILE (the inputs whose outputs it records)")
+    pairs = (
+        ("--no-grads", args.no_grads, user),
+        ("--no-chain", args.no_chain, user),
+        ("--golden-backend", args.golden_backend is not None, args.save_golden is None),
+        ("--max-length", args.max_length is not None, args.inputs is None),
+    )
+    wrong = [flag for flag, given, misplaced in pairs if given and misplaced]
+    if wrong:
+        raise ValueError(
+            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain are for the built-in battery, "
+            "--golden-backend goes with --save-golden, --max-length with --inputs"
+        )
+    return user
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     from .runner import run_parity
 
-    tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else DEFAULT_TOLERANCE
+    user = _check_parity_flags(args)
+    tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else None
+    extra = {}
+    if user:
+        extra = dict(
+            inputs=args.inputs,
+            golden=args.golden,
+            save_golden=args.save_golden,
+            golden_backend=args.golden_backend,
+            max_length=args.max_length,
+        )
     report = run_parity(
         args.checkpoint,
         backends=_split(args.backends),
@@ -79,10 +126,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
         grads=not args.no_grads,
         chain=not args.no_chain,
         progress=_progress(args.quiet),
+        **extra,
     )
     print(report.format_table())
-    if args.json:
-        _write_json(args.json, report.as_dict())
+    _write_reports(args, report)
     return 0 if report.passed else 1
 
 
@@ -134,9 +181,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="HF directory or hub id (default: an embedded small deterministic checkpoint)",
     )
     p.add_argument("--backends", help="comma-separated: torch,tf,flax (default: every installed backend)")
-    p.add_argument("--heads", help=f"comma-separated subset of {', '.join(HEADS)} (default: all)")
+    p.add_argument(
+        "--heads",
+        help=f"comma-separated subset of {', '.join(HEADS)} (default: all; with --inputs the config's architectures, "
+        "with --golden the golden file's)",
+    )
     p.add_argument("--json", help="write the full report (every field) to this file")
-    p.add_argument("--tolerance", help=f"rtol of max|Δ| <= rtol*(1+max|ref|) (default {DEFAULT_TOLERANCE.rtol:g})")
+    p.add_argument(
+        "--junit", metavar="FILE", help="write a JUnit XML report (one testcase per head x check x backend pair)"
+    )
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument(
+        "--inputs",
+        metavar="FILE",
+        help='your inputs instead of the built-in battery: JSONL, one {"text": ...}, {"text": ..., "text_pair": ...} '
+        'or {"input_ids": [...]} per line (optional "id"), run through the heads of config.json\'s architectures',
+    )
+    p.add_argument(
+        "--golden", metavar="FILE", help="compare every backend with this golden file (its inputs unless --inputs)"
+    )
+    p.add_argument(
+        "--save-golden", metavar="FILE", help="write the outputs of one backend on --inputs to this golden file"
+    )
+    p.add_argument(
+        "--golden-backend", metavar="NAME", help="backend whose outputs --save-golden records (default: the first)"
+    )
+    p.add_argument(
+        "--max-length",
+        metavar="N",
+        type=int,
+        help="cut texts of --inputs to this many tokens (default: the model's limit)",
+    )
+    p.add_argument(
+        "--tolerance",
+        help=f"rtol of max|Δ| <= rtol*(1+max|ref|) (default {DEFAULT_TOLERANCE.rtol:g}, or the golden file's)",
+    )
     p.add_argument("--no-grads", action="store_true", help="skip gradient parity and the SGD step")
     p.add_argument("--no-chain", action="store_true", help="skip the save/load chain through every backend")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -74,6 +74,10 @@ class Report:
     tolerance: Tolerance
     rows: List[Row] = field(default_factory=list)
     seconds: float = 0.0
+    #: lines printed under the table's title (user inputs, golden file provenance, ...)
+    notes: List[str] = field(default_factory=list)
+    #: JSON-ready extras of the report (``inputs``, ``golden`` for runs on user inputs)
+    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -97,13 +101,17 @@ class Report:
         """(line label, pair) -> (worst max|Δ|, all passed, worst failing row or None)."""
         out: "OrderedDict[Tuple[str, str], Tuple[float, bool, Optional[Row]]]" = OrderedDict()
         for row in self.rows:
-            label = self._label(row)
-            key = (label, "all" if row.section == "chain" else row.pair)
+            key = self.cell(row)
             worst, ok, bad = out.get(key, (0.0, True, None))
             if not row.passed and bad is None:
                 bad = row
             out[key] = (max(worst, row.max_abs), ok and row.passed, bad)
         return out
+
+    @classmethod
+    def cell(cls, row: Row) -> Tuple[str, str]:
+        """(table line label, column) of ``row``: the cell it counts in (a JUnit testcase, a --bert-parity item)."""
+        return cls._label(row), "all" if row.section == "chain" else row.pair
 
     @staticmethod
     def _label(row: Row) -> str:
@@ -115,21 +123,31 @@ class Report:
             return "save/load chain"
         return f"{row.section} {row.head}"
 
-    def format_table(self) -> str:
+    def layout(self) -> Tuple[List[str], List[str]]:
+        """(row labels, columns) of the table: every line label, and the backend pairs (always, a missing one shows
+        as "-") followed by the self-checks and any other pair present."""
         summary = self.summary()
         pairs = [f"{a}~{b}" for a, b in itertools.combinations(self.backends, 2)]
         singles = list(self.backends)
         labels = list(OrderedDict.fromkeys(k[0] for k in summary if k[1] != "all"))
-        lw = max([len(label) for label in labels] + [24])
-        lines = [
-            f"parity of {self.checkpoint} on {', '.join(self.backends)}; tolerance max|Δ| <= "
-            f"{self.tolerance.rtol:g}*(1+max|ref|) (gradients x{self.tolerance.grad_factor:g})",
-        ]
         present = list(OrderedDict.fromkeys(k[1] for k in summary if k[1] != "all"))
-        # backend pairs always (a missing one shows as "-"), then self-checks and any other pair present
-        # (``bert convert --verify`` compares "torch:source~torch:result", "tf~savedmodel" ...)
+        # other pairs: ``bert convert --verify`` compares "torch:source~torch:result", "tf~savedmodel" ..., user
+        # inputs "golden~torch"
         cols = pairs + [c for c in singles + present if c in present and c not in pairs]
-        cols = list(OrderedDict.fromkeys(cols)) or singles
+        return labels, list(OrderedDict.fromkeys(cols)) or singles
+
+    def title(self) -> str:
+        return (
+            f"parity of {self.checkpoint} on {', '.join(self.backends)}; tolerance max|Δ| <= "
+            f"{self.tolerance.rtol:g}*(1+max|ref|) (gradients x{self.tolerance.grad_factor:g})"
+        )
+
+    def format_table(self) -> str:
+        summary = self.summary()
+        labels, cols = self.layout()
+        lw = max([len(label) for label in labels] + [24])
+        lines = [self.title()]
+        lines.extend(self.notes)
         lines.append(f"{'head / check':<{lw}}  " + "  ".join(f"{c:<16}" for c in cols))
         for label in labels:
             cells = []
@@ -181,6 +199,8 @@ class Report:
             "passed": self.passed,
             "seconds": round(self.seconds, 3),
             "summary": summary,
+            "notes": list(self.notes),
+            **self.extra,
             "rows": [r.as_dict() for r in self.rows],
         }
 
@@ -258,7 +278,7 @@ def run_parity(
     checkpoint: Any = None,
     backends: Optional[Sequence[str]] = None,
     heads: Optional[Sequence[str]] = None,
-    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tolerance: Optional[Tolerance] = None,
     *,
     grads: bool = True,
     chain: bool = True,
@@ -266,6 +286,11 @@ def run_parity(
     weight_hook: Optional[WeightHook] = None,
     seed: int = 0,
     cases: Optional[Sequence[str]] = None,
+    inputs: Any = None,
+    golden: Any = None,
+    save_golden: Optional[str] = None,
+    golden_backend: Optional[str] = None,
+    max_length: Optional[int] = None,
 ) -> Report:
     """Run every head on every backend from the same weights and compare every output field pairwise.
 
@@ -277,7 +302,29 @@ def run_parity(
         chain: also the save/load chain through every backend and back.
         weight_hook: (backend, head, weights) -> weights given to that backend (tests perturb one tensor).
         cases: only these case names of the battery (default all; big checkpoints may keep ``["padded_pair"]``).
+        inputs, golden, save_golden, golden_backend, max_length: parity on the user's inputs instead of the battery
+            (forward outputs only; ``grads``, ``chain``, ``seed`` and ``cases`` do not apply), compared with /
+            written to a golden file: see :func:`conformance.input_runner.run_inputs`.
     """
+    if inputs is not None or golden is not None or save_golden is not None:
+        from .input_runner import run_inputs
+
+        return run_inputs(
+            checkpoint,
+            inputs,
+            backends,
+            heads,
+            tolerance,
+            golden=golden,
+            save_golden=save_golden,
+            golden_backend=golden_backend,
+            max_length=max_length,
+            weight_hook=weight_hook,
+            progress=progress,
+        )
+    if golden_backend is not None or max_length is not None:
+        raise ValueError("golden_backend and max_length apply to runs on user inputs (inputs=/golden=) only")
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     start = time.perf_counter()
     say = progress or (lambda msg: None)
     ckpt = load_checkpoint_any(checkpoint)
