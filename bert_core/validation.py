@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
+
 from .config import BertConfig
+from .data import IGNORE_INDEX
 
 Shape = Tuple[int, ...]
 
@@ -195,13 +198,6 @@ def check_sequence_length(seq_len: int, past_length: int, max_position_embedding
         )
 
 
-def check_same_shape(name: str, shape: Shape, ref_name: str, ref_shape: Shape) -> None:
-    if tuple(shape) != tuple(ref_shape):
-        raise ValueError(
-            f"{name} has shape {tuple(shape)} but {ref_name} has shape {tuple(ref_shape)}; they must match"
-        )
-
-
 def check_attention_mask(
     shape: Shape,
     batch: Optional[int],
@@ -297,20 +293,6 @@ def check_generate_args(
         raise ValueError("eos_token_id needs a pad_token_id (argument or config.pad_token_id) for finished rows")
 
 
-def generation_position_ids(attention_mask):
-    """Position ids of a (left-)padded prompt, as HF ``generate`` derives them: cumsum(mask) - 1, pads at 1.
-
-    attention_mask: int numpy (batch, prompt_len), 1 token / 0 pad. Returns int64 numpy of the same shape.
-    """
-    import numpy as np
-
-    mask = np.asarray(attention_mask).astype(np.int64)
-    positions = np.cumsum(mask, axis=-1) - 1
-    return np.where(mask == 0, 1, positions)
-
-
-IGNORE_INDEX = -100
-
 #: head -> label name -> (rank relative to the input: "tokens" (B, S) | "rows" (B,), what the values index)
 _LABELS = {
     "BertForPreTraining": {"labels": ("tokens", "vocab_size"), "next_sentence_label": ("rows", 2)},
@@ -390,8 +372,6 @@ def _check_label_shape(name: str, shape, allowed, expected: str) -> None:
 
 
 def _check_label_ids(name: str, kind: str, values, n: Optional[int], what: str) -> None:
-    import numpy as np
-
     if kind and kind not in "iu":
         raise TypeError(
             f"{name} must hold integer class ids (or -100 to ignore), got a "

@@ -227,14 +227,17 @@ def _compare_flat(
     a: Mapping[str, np.ndarray],
     b: Mapping[str, np.ndarray],
     tol: Tolerance,
+    extra: Optional[Mapping[str, float]] = None,
 ) -> None:
+    """Compare every field of ``a`` and ``b`` (a field on one side only fails); ``extra``: per-field additions to
+    the bound (the SGD step's propagated gradient disagreement)."""
     names = list(a) + [k for k in b if k not in a]
     for name in names:
         if name not in a or name not in b:
             side = pair.split("~")[1] if name not in b else pair.split("~")[0]
             report.add(section, head, case, name, pair, Comparison(math.inf, 0.0, False, f"missing in {side}"))
             continue
-        report.add(section, head, case, name, pair, compare(a[name], b[name], tol))
+        report.add(section, head, case, name, pair, compare(a[name], b[name], tol, (extra or {}).get(name, 0.0)))
 
 
 def _pairs(names: Sequence[str]) -> List[Tuple[str, str]]:
@@ -461,20 +464,8 @@ def run_grads(report, ckpt, head, adapters, tol, weight_hook, seed, model_for, w
             report.error("sgd_step", head, case.name, name, err)
     for a, b in _pairs(list(after)):
         error = relative_gradient_error(grads[a], grads[b])
-        for key in list(after[a]) + [k for k in after[b] if k not in after[a]]:
-            if key not in after[a] or key not in after[b]:
-                side = b if key not in after[b] else a
-                report.add(
-                    "sgd_step",
-                    head,
-                    case.name,
-                    key,
-                    f"{a}~{b}",
-                    Comparison(math.inf, 0.0, False, f"missing in {side}"),
-                )
-                continue
-            extra = step_allowance(before[a].get(key, np.zeros(0)), after[a][key], error)
-            report.add("sgd_step", head, case.name, key, f"{a}~{b}", compare(after[a][key], after[b][key], tol, extra))
+        extra = {k: step_allowance(before[a].get(k, np.zeros(0)), v, error) for k, v in after[a].items()}
+        _compare_flat(report, "sgd_step", head, case.name, f"{a}~{b}", after[a], after[b], tol, extra)
 
 
 def run_chain(report, ckpt, head, adapters, tol, seed, workdir: Optional[str] = None) -> None:
