@@ -50,8 +50,6 @@ LOG_NAME = "log.jsonl"
 METRICS_NAME = "metrics.json"
 ARGS_NAME = "args.json"
 PLOT_NAME = "training.png"
-#: what HF pads gathered outputs with (``nested_concat(padding_index=-100)``): logits of padded positions.
-PAD_VALUE = -100.0
 
 
 def _jsonable(value: Any) -> Any:
@@ -139,35 +137,16 @@ class LogWriter:
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
-def concat_padded(arrays: Sequence[np.ndarray], pad: float = PAD_VALUE) -> np.ndarray:
-    """Concatenate per-batch arrays on axis 0, padding every other axis to the largest size with ``pad``.
-
-    Batches padded to their own longest sequence give ``(B_i, T_i, ...)`` logits; this gives ``(sum B_i, max T_i,
-    ...)`` as HF's ``nested_concat(padding_index=-100)`` does.
-    """
-    arrays = [np.asarray(a) for a in arrays]
-    if arrays[0].ndim == 0:
-        return np.stack(arrays)
-    shape = tuple(max(a.shape[d] for a in arrays) for d in range(1, arrays[0].ndim))
-    if all(a.shape[1:] == shape for a in arrays):
-        return np.concatenate(arrays, axis=0)
-    out = np.full((sum(a.shape[0] for a in arrays),) + shape, pad, dtype=arrays[0].dtype)
-    row = 0
-    for a in arrays:
-        out[(slice(row, row + a.shape[0]),) + tuple(slice(0, s) for s in a.shape[1:])] = a
-        row += a.shape[0]
-    return out
-
-
 class Evaluator:
     """Runs ``predict`` over the eval features and scores the result with the task.
 
     Features go in file order, in batches of ``per_device_eval_batch_size``, collated by ``task.collate(rows, rng)``
     with a fixed generator per batch (``order.eval_rng``) so MLM eval masks are the same every time and in every
-    backend. Outputs named by ``task.eval_outputs`` (all of them when the task has no such attribute; MLM keeps none
-    of its vocabulary-sized logits) are gathered with :func:`concat_padded`; ``outputs["loss"]`` is the mean eval loss
-    (0-d float32, batches weighted by their rows, as HF ``Trainer`` does). Then
-    ``predictions = task.postprocess(outputs, features, examples, args)`` and ``task.metrics(predictions, examples)``.
+    backend. Each batch's scalar ``loss`` is repeated once per row, and the outputs named by ``task.eval_outputs``
+    (all of them when the task has no such attribute: an MLM task keeps none of its vocabulary-sized logits) are
+    gathered with ``bert_core.tasks.stack_outputs`` (concatenated, later axes padded with -100, as HF ``Trainer``
+    does). Then ``predictions = task.postprocess(outputs, features, examples, args)``, scored by
+    ``task.metrics(predictions, examples)``; ``eval_loss`` is the mean of the per-row loss (HF's).
 
     Args:
         task: a ``bert_core.tasks`` task object.
@@ -199,23 +178,24 @@ class Evaluator:
 
     def __call__(self) -> Dict[str, float]:
         """Evaluate. Returns ``{"eval_loss": float, "eval_<metric>": float, ...}``; sets ``self.predictions``."""
+        from ..tasks import stack_outputs
+
         keep = getattr(self.task, "eval_outputs", None)
-        gathered: Dict[str, List[np.ndarray]] = {}
-        loss_sum, loss_rows = 0.0, 0
+        batches: List[Dict[str, np.ndarray]] = []
         for rows, batch in self.batches():
-            out = self.predict(batch)
-            for name, value in out.items():
+            kept: Dict[str, np.ndarray] = {}
+            for name, value in self.predict(batch).items():
+                if value is None:
+                    continue
                 if name == "loss":
-                    if value is not None:
-                        loss_sum += float(np.asarray(value)) * len(rows)
-                        loss_rows += len(rows)
-                elif value is not None and (keep is None or name in keep):
-                    gathered.setdefault(name, []).append(np.asarray(value))
-        outputs: Dict[str, np.ndarray] = {name: concat_padded(parts) for name, parts in gathered.items()}
+                    kept[name] = np.full(len(rows), float(np.asarray(value)), np.float32)
+                elif keep is None or name in keep:
+                    kept[name] = np.asarray(value)
+            batches.append(kept)
+        outputs = stack_outputs(batches)
         metrics: Dict[str, float] = {}
-        if loss_rows:
-            outputs["loss"] = np.asarray(loss_sum / loss_rows, np.float32)
-            metrics["eval_loss"] = loss_sum / loss_rows
+        if "loss" in outputs:
+            metrics["eval_loss"] = float(np.mean(outputs["loss"], dtype=np.float64))
         self.predictions = self.task.postprocess(outputs, self.features, self.examples, self.args)
         for name, value in self.task.metrics(self.predictions, self.examples).items():
             metrics[name if name.startswith("eval_") else f"eval_{name}"] = float(value)

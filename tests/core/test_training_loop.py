@@ -18,7 +18,7 @@ import pytest
 
 from bert_core.training import TrainingArguments, schedules
 from bert_core.training.decay import decay_mask
-from bert_core.training.loop import Checkpointer, Evaluator, LogWriter, TrainLoop, concat_padded, read_log
+from bert_core.training.loop import Checkpointer, Evaluator, LogWriter, TrainLoop, read_log
 from bert_core.training.order import Position
 from bert_core.training.reference import adamw_step, clip_by_global_norm, init_state
 from bert_core.training.state import STEP_KEY, list_checkpoints, load_checkpoint
@@ -56,7 +56,7 @@ class FakeTask:
         return {"x": x, "labels": np.array([r["y"] for r in rows], np.float64)}
 
     def postprocess(self, outputs, features, examples, args):
-        assert set(outputs) == {"logits", "loss"} and outputs["loss"].shape == ()
+        assert set(outputs) == {"logits", "loss"} and outputs["loss"].shape == (len(features),)
         return outputs["logits"][:, 0]
 
     def metrics(self, predictions, examples):
@@ -413,9 +413,9 @@ def test_evaluator_gathers_padded_outputs():
     evaluator = Evaluator(Task(), features, features, args, predict)
     metrics = evaluator()
     assert metrics == {"eval_loss": (5 * 2 + 3 * 1) / 3, "eval_rows": 3.0, "eval_width": 5.0}
+    assert evaluator.predictions["loss"].tolist() == [5, 5, 3]
     logits = evaluator.predictions["logits"]
     assert logits[2].tolist() == [1, 1, 1, -100, -100]
-    assert concat_padded([np.zeros((1, 2, 3)), np.ones((2, 1, 4))]).shape == (3, 2, 4)
     with pytest.raises(ValueError, match="at least one eval feature"):
         Evaluator(Task(), [], [], args, predict)
 
