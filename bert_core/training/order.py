@@ -57,7 +57,8 @@ def total_steps(args: TrainingArguments, num_features: int) -> int:
     if args.max_steps > 0:
         return int(args.max_steps)
     per_epoch = steps_per_epoch(num_features, args.per_device_train_batch_size, args.gradient_accumulation_steps)
-    return math.ceil(args.num_train_epochs * per_epoch)
+    # at least one (HF floors an epoch at one update): an evaluation-only loop (no features) still builds an optimizer
+    return max(1, math.ceil(args.num_train_epochs * per_epoch))
 
 
 def length_grouped(
