@@ -35,6 +35,8 @@ DELEGATED = {
         "convert a checkpoint (HF dir/hub id, .bin, .h5, .msgpack, .keras, TF1) to a canonical HF dir",
     ),
     "bench": ("benchmarks.cli", "speed and memory against the reference"),
+    "train": ("bert_core.training.cli", "fine-tune or pre-train a model (one recipe in torch, tf and flax)"),
+    "evaluate": ("bert_core.training.cli", "evaluate a trained model on a task's eval file"),
 }
 
 

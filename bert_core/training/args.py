@@ -100,7 +100,7 @@ class TrainingArguments:
     shuffle: bool = True
     group_by_length: bool = False
     max_length: int = 128
-    doc_stride: int = 128
+    doc_stride: int = 32
     max_answer_length: int = 30
     n_best_size: int = 20
     label_all_tokens: bool = False

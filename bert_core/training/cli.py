@@ -27,7 +27,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=TASK_NAMES, help="the task (its data format, head and metrics)")
     p.add_argument("--backend", required=True, help="torch, tf or flax")
     p.add_argument("--max-length", type=int, default=128, help="tokens per feature (default 128)")
-    p.add_argument("--doc-stride", type=int, default=128, help="question answering: window overlap (default 128)")
+    p.add_argument("--doc-stride", type=int, default=32, help="question answering: window overlap (default 32)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     p.add_argument("--seed", type=int, default=42, help="data order, masking, dropout and head init (default 42)")
     p.add_argument(
