@@ -53,7 +53,16 @@ def test_extras_keep_frameworks_apart():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = lambda reqs: {r.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for r in reqs}
     core = names(meta["dependencies"])
-    assert core == {"numpy", "safetensors", "huggingface_hub", "tokenizers", "scikit-learn", "scipy", "tqdm", "matplotlib"}
+    assert core == {
+        "numpy",
+        "safetensors",
+        "huggingface_hub",
+        "tokenizers",
+        "scikit-learn",
+        "scipy",
+        "tqdm",
+        "matplotlib",
+    }
     extras = {k: names(v) for k, v in meta["optional-dependencies"].items()}
     assert "torch" in extras["torch"] and not extras["torch"] & {
         "tensorflow",
