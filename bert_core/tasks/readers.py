@@ -65,7 +65,9 @@ def jsonl_rows(path) -> Iterator[Tuple[str, Dict[str, Any]]]:
             hint = " (one JSON object per line is expected)" if number == 1 and line.lstrip()[:1] == "[" else ""
             raise DataError(path, where, None, f"is not valid JSON: {err.msg} at column {err.colno}{hint}") from None
         if not isinstance(value, dict):
-            raise DataError(path, where, None, f"must be a JSON object, got {type(value).__name__}")
+            raise DataError(
+                path, where, None, f"must be a JSON object (one JSON object per line), got {type(value).__name__}"
+            )
         yield where, value
 
 

@@ -22,8 +22,9 @@ import numpy as np
 
 from .args import TrainingArguments
 
-# A stream tag so batch RNGs never share an entropy tuple with epoch permutations.
+# Stream tags so batch and eval RNGs never share an entropy tuple with epoch permutations or each other.
 _BATCH_STREAM = 1
+_EVAL_STREAM = 2
 
 
 class Position(NamedTuple):
@@ -40,8 +41,8 @@ def _check_count(name: str, value: int, low: int) -> int:
 
 
 def micro_batches_per_epoch(num_features: int, batch_size: int) -> int:
-    """``ceil(N / B)``."""
-    _check_count("num_features", num_features, 1)
+    """``ceil(N / B)`` (0 for no features: an evaluation-only run)."""
+    _check_count("num_features", num_features, 0)
     return math.ceil(num_features / _check_count("batch_size", batch_size, 1))
 
 
@@ -56,6 +57,7 @@ def total_steps(args: TrainingArguments, num_features: int) -> int:
     if args.max_steps > 0:
         return int(args.max_steps)
     per_epoch = steps_per_epoch(num_features, args.per_device_train_batch_size, args.gradient_accumulation_steps)
+    # at least one (HF floors an epoch at one update): an evaluation-only loop (no features) still builds an optimizer
     return max(1, math.ceil(args.num_train_epochs * per_epoch))
 
 
@@ -138,6 +140,13 @@ def batch_rng(seed: int, epoch: int, micro_index: int) -> np.random.Generator:
             _check_count("micro_index", micro_index, 0),
             _BATCH_STREAM,
         ]
+    )
+
+
+def eval_rng(seed: int, batch_index: int) -> np.random.Generator:
+    """The generator the collator of eval batch ``batch_index`` uses: the same masks at every evaluation."""
+    return np.random.default_rng(
+        [_check_count("seed", seed, 0), _check_count("batch_index", batch_index, 0), _EVAL_STREAM]
     )
 
 
