@@ -723,13 +723,25 @@ def _relaxed_specs(tree: Any) -> Any:
     return tf.nest.map_structure(lambda a: tf.TensorSpec((None,) * np.ndim(a), tf.as_dtype(np.asarray(a).dtype)), tree)
 
 
-def eval_function(model: BertPreTrainedModel) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
+def eval_function(
+    model: BertPreTrainedModel, outputs: Optional[Sequence[str]] = None
+) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
     """``batch -> {"loss": float32 (), <head outputs>: float32 arrays}``: one traced forward in inference mode
-    (``loss`` only when the batch has labels). What ``bert_core.training.loop.Evaluator`` calls."""
+    (``loss`` only when the batch has labels). What ``bert_core.training.loop.Evaluator`` calls.
+
+    Args:
+        model: a ``bert_tf`` head.
+        outputs: the head outputs to return besides ``loss`` (a task's ``eval_outputs``: MLM keeps none of its
+            vocabulary-sized logits); None: all of them.
+    """
 
     def forward(inputs):
         output = model(inputs, training=False, return_dict=True)
-        return {k: tf.cast(v, tf.float32) for k, v in output.items() if isinstance(v, tf.Tensor)}
+        return {
+            k: tf.cast(v, tf.float32)
+            for k, v in output.items()
+            if isinstance(v, tf.Tensor) and (k == "loss" or outputs is None or k in outputs)
+        }
 
     traced = _Traced(forward)
 
@@ -1090,30 +1102,41 @@ class Trainer:
         tokenizer: Any = None,
     ) -> None:
         self.model, self.args, self.task = model, args.validate(), task
-        self.train_features = list(train_features)
-        if not self.train_features:
-            raise ValueError("training needs at least one training feature; the train file gave none")
+        self.train_features = list(train_features)  # empty for an evaluation-only Trainer (bert evaluate)
         self.eval_features = list(eval_features) if eval_features else None
         self.eval_examples, self.tokenizer = eval_examples, tokenizer
-        n, b, k = len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
-        self.total_steps = order.total_steps(args, n)
-        self.steps_per_epoch = order.steps_per_epoch(n, b, k)
-        self.micro_batches_per_epoch = order.micro_batches_per_epoch(n, b)
+        self.total_steps = order.total_steps(args, len(self.train_features))
         self._backend: Optional[LoopBackend] = None
+        if args.bf16:
+            use_bf16(model)
 
     @property
     def backend(self) -> LoopBackend:
         """The compiled model and optimizer (built on first use)."""
+        if not self.train_features:
+            raise ValueError("training needs at least one training feature; the train file gave none")
         if self._backend is None:
             self._backend = LoopBackend(self.model, self.args, self.total_steps, len(self.train_features))
         return self._backend
+
+    @property
+    def micro_batches_per_epoch(self) -> int:
+        return order.micro_batches_per_epoch(len(self.train_features), self.args.per_device_train_batch_size)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        args = self.args
+        return order.steps_per_epoch(
+            len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
+        )
 
     def _evaluator(self) -> Any:
         from bert_core.training.loop import Evaluator
 
         if self.eval_features is None:
             raise ValueError("no eval data: pass eval_features (bert train/evaluate --eval FILE)")
-        return Evaluator(self.task, self.eval_features, self.eval_examples, self.args, eval_function(self.model))
+        predict = eval_function(self.model, getattr(self.task, "eval_outputs", None))
+        return Evaluator(self.task, self.eval_features, self.eval_examples, self.args, predict)
 
     def evaluate(self) -> Dict[str, float]:
         """Evaluate the model on the eval features. Returns ``eval_``-prefixed metrics."""

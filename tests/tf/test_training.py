@@ -318,6 +318,9 @@ def test_trainer_writes_logs_checkpoints_and_outputs(full_run):
     assert (state.global_step, state.epoch, state.micro_index) == (1, 0, 4)
     assert int(optimizer_state["step"]) == 1 and len(optimizer_state) == 2 * len(trainer.model.trainable_variables) + 1
     assert rng and all(v.dtype == np.int64 for v in rng.values())
+    # bert evaluate: a Trainer without training features scores the trained model alike
+    evaluation = T.Trainer(trainer.model, trainer.args, trainer.task, [], trainer.eval_features, trainer.eval_examples)
+    assert evaluation.evaluate() == {k: v for k, v in metrics.items() if k.startswith("eval_")}
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_equals_the_uninterrupted_one(full_run, text_data, tmp_path):
