@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from bert_core.data import IGNORE_INDEX
 from bert_core.training import decay, order, schedules
 from bert_core.training.args import SCHEDULES
 from bert_core.training.loop import (
@@ -53,7 +54,6 @@ MOMENTS = ("exp_avg", "exp_avg_sq")
 STEP_KEY = "step"
 #: Collated keys that are labels: :func:`prepare_tf_dataset` yields them as ``y`` (the model folds them back in).
 LABEL_KEYS = ("labels", "start_positions", "end_positions", "next_sentence_label")
-IGNORE_INDEX = -100
 #: torch ``clip_grad_norm_``'s guard in ``max_norm / (norm + 1e-6)``.
 _CLIP_EPS = 1e-6
 
