@@ -1,4 +1,5 @@
-"""BERT pre-training data preparation in numpy: the masked-LM collator and the next-sentence-prediction pair builder.
+"""Data collation in numpy: padding (``pad_examples``, ``DataCollatorWithPadding``, ``DataCollatorForTokenClassification``,
+``DataCollatorForMultipleChoice``), the masked-LM collator and the next-sentence-prediction pair builder.
 
 Everything returns dicts of ``np.int64`` arrays of shape ``(batch, seq_len)`` (``next_sentence_label``: ``(batch,)``),
 ready for any of the three frameworks. Randomness comes only from a ``numpy.random.Generator`` (seeded).
@@ -192,30 +193,39 @@ class DataCollatorForMLM:
             raise ValueError("the vocabulary needs at least two non-special tokens for random replacement")
         self.rng = _as_generator(seed)
 
-    def _select(self, ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def _select(self, ids: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if not self.whole_word_mask:
-            return candidates & (self.rng.random(ids.shape) < self.mlm_probability)
+            return candidates & (rng.random(ids.shape) < self.mlm_probability)
         inside = np.clip(ids, 0, self.vocab_size - 1)
         continuation = candidates & self.is_subword[inside]
         starts = candidates & ~continuation
         # a word id per position: increments at every word start; pieces inherit their word's id
         word_index = np.cumsum(starts.ravel()).reshape(ids.shape) - 1
-        picked = self.rng.random(int(starts.sum())) < self.mlm_probability
+        picked = rng.random(int(starts.sum())) < self.mlm_probability
         chosen = np.zeros(ids.shape, dtype=bool)
         valid = candidates & (word_index >= 0)
         chosen[valid] = picked[word_index[valid]]
         return chosen
 
-    def mask_tokens(self, input_ids: np.ndarray, attention_mask: Optional[np.ndarray] = None):
-        """Apply MLM masking to an int64 array ``(batch, seq_len)``; returns (masked input_ids, labels)."""
+    def mask_tokens(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: Optional[np.ndarray] = None,
+        rng: Optional[np.random.Generator] = None,
+    ):
+        """Apply MLM masking to an int64 array ``(batch, seq_len)``; returns (masked input_ids, labels).
+
+        ``rng``: the generator to draw from for this batch (e.g. ``bert_core.training.order.batch_rng``, so every
+        backend and a resumed run mask alike); None: the collator's own generator."""
+        rng = self.rng if rng is None else rng
         ids = np.asarray(input_ids, dtype=np.int64)
         if attention_mask is None:
             attention_mask = (ids != self.pad_token_id).astype(np.int64)
         candidates = (np.asarray(attention_mask) == 1) & (ids != self.pad_token_id) & ~np.isin(ids, self.special_ids)
-        chosen = self._select(ids, candidates)
+        chosen = self._select(ids, candidates, rng)
         labels = np.where(chosen, ids, IGNORE_INDEX).astype(np.int64)
         out = ids.copy()
-        action = self.rng.random(ids.shape)
+        action = rng.random(ids.shape)
         to_mask = chosen & (action < self.mask_replace_prob)
         to_random = (
             chosen & (action >= self.mask_replace_prob) & (action < self.mask_replace_prob + self.random_replace_prob)
@@ -226,18 +236,193 @@ class DataCollatorForMLM:
             originals = ids[to_random]
             pool = self.random_pool
             # draw among the pool minus the original: pick from len-1 slots and skip over the original's slot
-            draws = self.rng.integers(0, len(pool) - 1, size=n_random)
+            draws = rng.integers(0, len(pool) - 1, size=n_random)
             own = np.searchsorted(pool, originals)
             own_present = (own < len(pool)) & (pool[np.minimum(own, len(pool) - 1)] == originals)
             draws = np.where(own_present & (draws >= own), draws + 1, draws)
             out[to_random] = pool[draws]
         return out, labels
 
-    def __call__(self, examples) -> Dict[str, np.ndarray]:
+    def __call__(self, examples, rng: Optional[np.random.Generator] = None) -> Dict[str, np.ndarray]:
         batch = pad_examples(examples, self.pad_token_id, self.pad_to_multiple_of)
         batch.pop("special_tokens_mask", None)  # not a model input; the masking finds special ids itself
-        batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], batch["attention_mask"])
+        batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], batch["attention_mask"], rng)
         return batch
+
+
+def _label_name(features) -> Optional[str]:
+    first = features[0]
+    return next((k for k in ("label", "labels", "label_ids") if k in first), None)
+
+
+def _check_features(features, who: str) -> None:
+    if not isinstance(features, (list, tuple)) or not features:
+        raise ValueError(f"{who} needs a non-empty list of features (dicts), got {features!r:.80}")
+    if not all(isinstance(f, Mapping) for f in features):
+        raise TypeError(
+            f"{who} needs a list of dicts, found {type(next(f for f in features if not isinstance(f, Mapping))).__name__}"
+        )
+
+
+def _as_tensors(batch: Dict[str, np.ndarray], return_tensors: str) -> Dict[str, object]:
+    if return_tensors == "np":
+        return batch
+    from .tokenization import convert_to_tensors
+
+    return {k: convert_to_tensors(v, return_tensors) for k, v in batch.items()}
+
+
+class DataCollatorWithPadding:
+    """Pads a batch of encodings with ``tokenizer.pad`` (HF ``DataCollatorWithPadding``): ``input_ids``,
+    ``token_type_ids``, ``attention_mask`` (and ``special_tokens_mask``) to the longest row (or ``max_length`` /
+    a multiple of ``pad_to_multiple_of``); per-example labels (``label``/``label_ids`` renamed ``labels``) are stacked.
+
+    Returns (``__call__``): dict of arrays: int64 ``(batch, seq_len)`` inputs; ``labels`` ``(batch,)`` int64 (class
+    ids) or float64 (regression), or ``(batch, num_labels)`` (multi-label). ``return_tensors`` 'pt'/'tf'/'jax'
+    converts them.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        padding=True,
+        max_length: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        return_tensors: str = "np",
+    ):
+        self.tokenizer = tokenizer
+        self.padding = padding
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.return_tensors = return_tensors
+
+    def __call__(self, features) -> Dict[str, object]:
+        _check_features(features, "DataCollatorWithPadding")
+        batch = dict(
+            self.tokenizer.pad(
+                list(features),
+                padding=self.padding,
+                max_length=self.max_length,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+                return_tensors=self.return_tensors,
+            )
+        )
+        for name in ("label", "label_ids"):
+            if name in batch:
+                batch["labels"] = batch.pop(name)
+        return batch
+
+
+class DataCollatorForTokenClassification:
+    """Pads encodings and their per-token ``labels`` (HF ``DataCollatorForTokenClassification``): inputs with
+    ``tokenizer.pad``, labels with ``label_pad_token_id`` (-100: ignored by the loss) on the tokenizer's padding side.
+
+    Returns (``__call__``): dict of int64 arrays ``(batch, seq_len)``: the inputs and ``labels`` (the key keeps
+    its name, ``label`` or ``labels``, as in HF).
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        padding=True,
+        max_length: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        label_pad_token_id: int = IGNORE_INDEX,
+        return_tensors: str = "np",
+    ):
+        self.tokenizer = tokenizer
+        self.padding = padding
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.label_pad_token_id = int(label_pad_token_id)
+        self.return_tensors = return_tensors
+
+    def __call__(self, features) -> Dict[str, object]:
+        _check_features(features, "DataCollatorForTokenClassification")
+        name = "label" if "label" in features[0] else "labels"
+        labels = [_as_list(f[name]) for f in features] if name in features[0] else None
+        rest = [{k: v for k, v in f.items() if k != name} for f in features]
+        batch = dict(
+            self.tokenizer.pad(
+                rest,
+                padding=self.padding,
+                max_length=self.max_length,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+                return_tensors="np",
+            )
+        )
+        batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        if labels is not None:
+            length = batch["input_ids"].shape[1]
+            for i, row in enumerate(labels):
+                if len(row) > length:
+                    raise ValueError(
+                        f"features[{i}] has {len(row)} labels but its input_ids are padded to {length}: one label "
+                        "per token is expected"
+                    )
+            side = self.tokenizer.padding_side
+            batch[name] = _pad_rows(labels, length, self.label_pad_token_id, side)
+        return _as_tensors(batch, self.return_tensors)
+
+
+class DataCollatorForMultipleChoice:
+    """Pads multiple-choice features (HF ``DataCollatorForMultipleChoice``): each feature holds one row per choice
+    (``input_ids``: ``[num_choices][seq_len]``); all choices of all features are padded together.
+
+    Returns (``__call__``): dict of int64 arrays ``(batch, num_choices, seq_len)`` and ``labels`` ``(batch,)``.
+
+    Raises:
+        ValueError: features with different numbers of choices.
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        padding=True,
+        max_length: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        return_tensors: str = "np",
+        *,
+        pad_token_id: Optional[int] = None,
+    ):
+        self.tokenizer = tokenizer
+        self.padding = padding
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.return_tensors = return_tensors
+        if tokenizer is None and pad_token_id is None:
+            raise ValueError("DataCollatorForMultipleChoice needs a tokenizer or pad_token_id")
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features) -> Dict[str, object]:
+        _check_features(features, "DataCollatorForMultipleChoice")
+        name = _label_name(features)
+        labels = [f[name] for f in features] if name is not None else None
+        counts = [len(f["input_ids"]) for f in features]
+        if len(set(counts)) != 1:
+            raise ValueError(f"every feature of a multiple-choice batch needs the same number of choices, got {counts}")
+        n_choices = counts[0]
+        flat = [{k: v[c] for k, v in f.items() if k != name} for f in features for c in range(n_choices)]
+        if self.tokenizer is not None:
+            batch = dict(
+                self.tokenizer.pad(
+                    flat,
+                    padding=self.padding,
+                    max_length=self.max_length,
+                    pad_to_multiple_of=self.pad_to_multiple_of,
+                    return_tensors="np",
+                )
+            )
+        else:
+            batch = pad_examples(flat, self.pad_token_id, self.pad_to_multiple_of)
+        out = {k: np.asarray(v, dtype=np.int64).reshape(len(features), n_choices, -1) for k, v in batch.items()}
+        if labels is not None:
+            out["labels"] = np.asarray(labels, dtype=np.int64)
+        return _as_tensors(out, self.return_tensors)
+
+
+def _as_list(value) -> list:
+    return value.tolist() if hasattr(value, "tolist") else list(value)
 
 
 def _truncate_pair(a: List[int], b: List[int], budget: int) -> None:

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .io_utils import atomic_write_text
 
@@ -327,10 +327,15 @@ class WordpieceTokenizer:
 
 
 def _to_numpy(value: Any):
+    """int64 array of ``value``; float values (e.g. regression labels passed through ``pad``) stay float."""
     import numpy as np
 
     try:
-        arr = np.asarray(value, dtype=np.int64)
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise ValueError("the rows have different lengths")
+        if arr.dtype.kind != "f" or arr.size == 0:
+            arr = arr.astype(np.int64)
     except (ValueError, TypeError) as err:
         raise ValueError(
             "cannot make a tensor from sequences of different lengths; pass padding=True (or 'max_length') "
@@ -380,6 +385,20 @@ def convert_to_tensors(value: Any, tensor_type: Optional[str]):
             arr = arr.astype("int32")
         return jnp.asarray(arr)
     raise ValueError(f"return_tensors must be None, 'np', 'pt', 'tf' or 'jax'; got {tensor_type!r}")
+
+
+class CharSpan(NamedTuple):
+    """Characters ``[start, end)`` of the original string."""
+
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    """Tokens ``[start, end)`` of an encoded row."""
+
+    start: int
+    end: int
 
 
 class BatchEncoding(collections.UserDict):
@@ -433,13 +452,79 @@ class BatchEncoding(collections.UserDict):
     def is_fast(self) -> bool:
         return self._encodings is not None
 
-    def _encoding(self, batch_index: int):
+    def _encoding(self, batch_index: int, method: str = "word_ids()/tokens()/sequence_ids()"):
         if self._encodings is None:
             raise ValueError(
-                "word_ids()/tokens()/sequence_ids() need a fast tokenizer (BertTokenizerFast); "
+                f"{method} need a fast tokenizer (BertTokenizerFast); "
                 "the pure-Python BertTokenizer does not track alignments"
             )
+        n = len(self._encodings)
+        if not isinstance(batch_index, int) or not -n <= batch_index < n:
+            raise IndexError(f"batch_index {batch_index!r} is out of range for a batch of {n} rows")
         return self._encodings[batch_index]
+
+    def _locate(self, method: str, first: int, second: Optional[int]):
+        """(Encoding, index) from HF's two call forms: ``f(index)`` on a batch of one, ``f(batch_index, index)``."""
+        batch_index, index = (0, first) if second is None else (first, second)
+        encoding = self._encoding(batch_index, method)
+        if not isinstance(index, int):
+            raise TypeError(f"{method}: the index must be an int, got {_type_name(index)}")
+        return encoding, index
+
+    def _token(self, method: str, first: int, second: Optional[int]):
+        encoding, index = self._locate(method, first, second)
+        n = len(encoding)
+        if not -n <= index < n:
+            raise IndexError(f"{method}: token index {index} is out of range for a row of {n} tokens")
+        return encoding, index % n
+
+    def token_to_sequence(self, batch_or_token_index: int, token_index: Optional[int] = None) -> Optional[int]:
+        """0/1: the sequence (text or pair) the token comes from; None for special and padding tokens."""
+        encoding, index = self._token("token_to_sequence()", batch_or_token_index, token_index)
+        return encoding.token_to_sequence(index)
+
+    def token_to_word(self, batch_or_token_index: int, token_index: Optional[int] = None) -> Optional[int]:
+        """Index of the word (within its sequence) that holds the token; None for special and padding tokens."""
+        encoding, index = self._token("token_to_word()", batch_or_token_index, token_index)
+        return encoding.token_to_word(index)
+
+    def token_to_chars(self, batch_or_token_index: int, token_index: Optional[int] = None) -> Optional[CharSpan]:
+        """Characters of the token in its original string; None for special and padding tokens."""
+        encoding, index = self._token("token_to_chars()", batch_or_token_index, token_index)
+        span = encoding.token_to_chars(index)
+        return CharSpan(*span) if span is not None else None
+
+    def word_to_tokens(
+        self, batch_or_word_index: int, word_index: Optional[int] = None, sequence_index: int = 0
+    ) -> Optional[TokenSpan]:
+        """Tokens of word ``word_index`` of sequence ``sequence_index`` (0: text, 1: pair); None when no token
+        holds it (e.g. truncated away)."""
+        encoding, index = self._locate("word_to_tokens()", batch_or_word_index, word_index)
+        span = encoding.word_to_tokens(index, sequence_index) if index >= 0 else None
+        return TokenSpan(*span) if span is not None else None
+
+    def word_to_chars(
+        self, batch_or_word_index: int, word_index: Optional[int] = None, sequence_index: int = 0
+    ) -> Optional[CharSpan]:
+        """Characters of word ``word_index`` of sequence ``sequence_index``; None when no token holds it."""
+        encoding, index = self._locate("word_to_chars()", batch_or_word_index, word_index)
+        span = encoding.word_to_chars(index, sequence_index) if index >= 0 else None
+        return CharSpan(*span) if span is not None else None
+
+    def char_to_token(
+        self, batch_or_char_index: int, char_index: Optional[int] = None, sequence_index: int = 0
+    ) -> Optional[int]:
+        """Index of the token holding character ``char_index`` of sequence ``sequence_index``; None for a
+        character no token holds (whitespace, truncated away)."""
+        encoding, index = self._locate("char_to_token()", batch_or_char_index, char_index)
+        return encoding.char_to_token(index, sequence_index) if index >= 0 else None
+
+    def char_to_word(
+        self, batch_or_char_index: int, char_index: Optional[int] = None, sequence_index: int = 0
+    ) -> Optional[int]:
+        """Index of the word holding character ``char_index`` of sequence ``sequence_index``; None when none does."""
+        encoding, index = self._locate("char_to_word()", batch_or_char_index, char_index)
+        return encoding.char_to_word(index, sequence_index) if index >= 0 else None
 
     def word_ids(self, batch_index: int = 0) -> List[Optional[int]]:
         """Word index of every token of row ``batch_index`` (None for special and padding tokens)."""
@@ -504,6 +589,17 @@ def _truncation_strategy(truncation) -> str:
 
 def _type_name(value: Any) -> str:
     return type(value).__name__
+
+
+def _py(value: Any) -> Any:
+    """Nested Python lists of a numpy/torch/tf value (``tolist``), lists of such values too."""
+    if hasattr(value, "numpy") and not hasattr(value, "tolist"):
+        value = value.numpy()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_py(v) for v in value]
+    return value
 
 
 def _pad_row(value: List[Any], n: int, fill: Any, side: str) -> List[Any]:
@@ -1005,6 +1101,126 @@ class BertTokenizerBase:
 
     def batch_encode_plus(self, batch_text_or_text_pairs, **kwargs) -> BatchEncoding:
         return self(list(batch_text_or_text_pairs), **kwargs)
+
+    # -- padding already-encoded inputs --------------------------------------------------------------------------------
+
+    def pad(
+        self,
+        encoded_inputs,
+        padding=True,
+        max_length: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        padding_side: Optional[str] = None,
+        return_attention_mask: Optional[bool] = None,
+        return_tensors: Optional[str] = None,
+        verbose: bool = True,
+    ) -> BatchEncoding:
+        """Pad encoded inputs as HF's ``tokenizer.pad``: ``input_ids`` with the pad id, ``token_type_ids`` with 0,
+        ``special_tokens_mask`` with 1, and an ``attention_mask`` (built when missing); other keys pass through
+        unpadded (use ``bert_core.data.DataCollatorWithPadding`` to pad labels too). Nothing is truncated.
+
+        Args:
+            encoded_inputs: one encoding (dict of ``[seq_len]`` lists), a batch (dict of ``[batch][seq_len]``
+                lists, a BatchEncoding) or a list of encodings (a collate function's input). numpy rows are
+                accepted and give numpy outputs unless ``return_tensors`` says otherwise.
+            padding: True/'longest' (to the longest row), 'max_length' (to ``max_length``), False/'do_not_pad'.
+            pad_to_multiple_of: round the padded length up to a multiple of it.
+            return_tensors: None (lists), 'np', 'pt', 'tf' or 'jax': int64 ``(batch, seq_len)``.
+
+        Returns:
+            a BatchEncoding of the padded columns.
+        """
+        if isinstance(encoded_inputs, (list, tuple)):
+            if not encoded_inputs:
+                raise ValueError("pad got an empty list of encodings")
+            if not isinstance(encoded_inputs[0], Mapping):
+                raise TypeError(
+                    f"pad takes an encoding, a batch of encodings or a list of them, got a list of "
+                    f"{_type_name(encoded_inputs[0])}"
+                )
+            encoded_inputs = {key: [e[key] for e in encoded_inputs] for key in encoded_inputs[0]}
+        if not isinstance(encoded_inputs, Mapping):
+            raise TypeError(f"pad takes an encoding or a list of encodings, got {_type_name(encoded_inputs)}")
+        encoded_inputs = dict(encoded_inputs)
+        main = self.model_input_names[0]
+        if main not in encoded_inputs:
+            raise ValueError(
+                f"pad needs an encoding or a list of encodings with {main!r}, got keys {list(encoded_inputs)}"
+            )
+        required = encoded_inputs[main]
+        if required is None or len(required) == 0:
+            if return_attention_mask:
+                encoded_inputs["attention_mask"] = []
+            return BatchEncoding(encoded_inputs)
+        # array rows (numpy/torch/tf) become lists; numpy input gives numpy output, as in HF
+        first = required[0]
+        if isinstance(first, (list, tuple)):
+            first = next((row[0] for row in required if len(row)), first)
+        if not isinstance(first, (int, list, tuple)):
+            if return_tensors is None and type(first).__module__ == "numpy":
+                return_tensors = "np"
+            encoded_inputs = {k: _py(v) for k, v in encoded_inputs.items()}
+        pad_mode, _, max_length = self._padding_and_truncation(padding, False, max_length, verbose)
+        if pad_mode != "do_not_pad" and self.pad_token_id is None:
+            raise ValueError("padding needs a pad_token; set one with add_special_tokens({'pad_token': '[PAD]'})")
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        side = padding_side or self.padding_side
+        if side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
+        required = encoded_inputs[main]
+        if required and not isinstance(required[0], (list, tuple)):
+            row = self._pad_encoded(
+                encoded_inputs, pad_mode, max_length, pad_to_multiple_of, side, return_attention_mask
+            )
+            return BatchEncoding(row, tensor_type=return_tensors)
+        batch_size = len(required)
+        for key, value in encoded_inputs.items():
+            if len(value) != batch_size:
+                raise ValueError(f"pad: {key!r} has {len(value)} rows but {main!r} has {batch_size}")
+        if pad_mode == "longest":
+            max_length = max(len(r) for r in required)
+            pad_mode = "max_length"
+        out: Dict[str, List[Any]] = {}
+        for i in range(batch_size):
+            row = self._pad_encoded(
+                {k: v[i] for k, v in encoded_inputs.items()},
+                pad_mode,
+                max_length,
+                pad_to_multiple_of,
+                side,
+                return_attention_mask,
+            )
+            for key, value in row.items():
+                out.setdefault(key, []).append(value)
+        return BatchEncoding(out, tensor_type=return_tensors)
+
+    def _pad_encoded(
+        self,
+        row: Dict[str, Any],
+        pad_mode: str,
+        max_length: Optional[int],
+        multiple: Optional[int],
+        side: str,
+        return_attention_mask: bool,
+    ) -> Dict[str, Any]:
+        """One encoding padded (HF ``_pad``): the keys it pads, the attention mask added when asked."""
+        ids = list(row[self.model_input_names[0]])
+        if pad_mode == "longest":
+            max_length = len(ids)
+        if max_length is not None and multiple and max_length % multiple:
+            max_length = (max_length // multiple + 1) * multiple
+        if return_attention_mask and "attention_mask" not in row:
+            row["attention_mask"] = [1] * len(ids)
+        if pad_mode == "do_not_pad" or max_length is None or len(ids) >= max_length:
+            return row
+        n = max_length - len(ids)
+        fills = {"attention_mask": 0, "token_type_ids": self.pad_token_type_id, "special_tokens_mask": 1}
+        for key, fill in fills.items():
+            if key in row and (key != "attention_mask" or return_attention_mask):
+                row[key] = _pad_row(list(row[key]), n, fill, side)
+        row[self.model_input_names[0]] = _pad_row(ids, n, self.pad_token_id, side)
+        return row
 
     # -- truncation ---------------------------------------------------------------------------------------------------
 

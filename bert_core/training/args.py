@@ -14,17 +14,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+from ..tasks import TASKS
+
 SCHEDULES = ("linear", "cosine", "constant")
 
-#: The tasks ``bert train`` knows (``bert_core.tasks.TASKS`` implements each).
-TASK_NAMES = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "multiple-choice",
-    "mlm",
-    "pretraining",
-)
+#: The tasks ``bert train`` knows (one ``bert_core.tasks.TASKS`` entry each).
+TASK_NAMES = tuple(TASKS)
 
 #: Fields a resumed run must share with the checkpoint: they decide the model, the data and its order, so a change
 #: would silently train something else than the run being continued.

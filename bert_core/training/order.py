@@ -22,8 +22,9 @@ import numpy as np
 
 from .args import TrainingArguments
 
-# A stream tag so batch RNGs never share an entropy tuple with epoch permutations.
+# Stream tags so batch and eval RNGs never share an entropy tuple with epoch permutations or each other.
 _BATCH_STREAM = 1
+_EVAL_STREAM = 2
 
 
 class Position(NamedTuple):
@@ -138,6 +139,13 @@ def batch_rng(seed: int, epoch: int, micro_index: int) -> np.random.Generator:
             _check_count("micro_index", micro_index, 0),
             _BATCH_STREAM,
         ]
+    )
+
+
+def eval_rng(seed: int, batch_index: int) -> np.random.Generator:
+    """The generator the collator of eval batch ``batch_index`` uses: the same masks at every evaluation."""
+    return np.random.default_rng(
+        [_check_count("seed", seed, 0), _check_count("batch_index", batch_index, 0), _EVAL_STREAM]
     )
 
 

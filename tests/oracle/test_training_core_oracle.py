@@ -100,3 +100,43 @@ def test_total_steps_equals_trainer(n, b, k, epochs, tmp_path):
     ).validate()
     assert order.total_steps(args, n) == hf_total
     assert order.steps_per_epoch(n, b, k) == hf_per_epoch == math.ceil(len(loader) / k)
+
+
+@pytest.mark.parametrize("weight_decay, max_norm", [(0.0, 1.0), (0.1, 0.05), (0.01, 0.0)])
+def test_reference_adamw_equals_torch(weight_decay, max_norm):
+    from bert_core.training.reference import adamw_step, clip_by_global_norm, init_state
+
+    rng = np.random.default_rng(0)
+    params = {"a.weight": rng.normal(size=(3, 4)).astype(np.float32), "a.bias": rng.normal(size=4).astype(np.float32)}
+    decay = {"a.weight": True, "a.bias": False}
+    torch_params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in params.items()}
+    opt = torch.optim.AdamW(
+        [
+            {"params": [torch_params["a.weight"]], "weight_decay": weight_decay},
+            {"params": [torch_params["a.bias"]], "weight_decay": 0.0},
+        ],
+        lr=1e-2,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        foreach=False,
+    )
+    state = init_state(params)
+    for step in range(5):
+        grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+        lr = 1e-2 * (step + 1) / 5
+        for group in opt.param_groups:
+            group["lr"] = lr
+        for k, p in torch_params.items():
+            p.grad = torch.from_numpy(grads[k].copy())
+        torch_norm = float(torch.nn.utils.clip_grad_norm_(list(torch_params.values()), max_norm)) if max_norm else None
+        opt.step()
+        clipped, norm = clip_by_global_norm(grads, max_norm)
+        if torch_norm is not None:
+            assert norm == pytest.approx(torch_norm, rel=1e-6)
+        params, state = adamw_step(params, clipped, state, lr, weight_decay=weight_decay, decay=decay)
+    for k, p in torch_params.items():
+        np.testing.assert_allclose(
+            params[k], p.detach().numpy(), rtol=0, atol=1e-7, err_msg=k
+        )  # within 1 ulp (fused kernels)
+        np.testing.assert_allclose(state[f"exp_avg/{k}"], opt.state[p]["exp_avg"].numpy(), rtol=0, atol=1e-7)
+        np.testing.assert_allclose(state[f"exp_avg_sq/{k}"], opt.state[p]["exp_avg_sq"].numpy(), rtol=0, atol=1e-7)
