@@ -22,6 +22,7 @@ The recipe is stated once in ``bert_core.training``; this file maps it onto opta
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
@@ -34,7 +35,9 @@ from flax import nnx
 
 from bert_core.training import decay, schedules
 from bert_core.training.args import SCHEDULES, TrainingArguments
-from bert_core.weights import WeightSpec, backend_path, from_backend_array, to_backend_array
+from bert_core.training.loop import TrainLoop
+from bert_core.training.state import MOMENTS, STEP_KEY
+from bert_core.weights import BACKEND_LEAVES, WeightSpec, backend_path, from_backend_array, to_backend_array
 
 from .modeling import BertPreTrainedModel, _check_inputs, _check_labels, canonical_grads
 
@@ -47,14 +50,7 @@ __all__ = [
     "canonical_grads",
     "LoopBackend",
     "Trainer",
-    "MOMENTS",
-    "STEP_KEY",
 ]
-
-#: Keys of the optimizer state: ``exp_avg/<canonical name>``, ``exp_avg_sq/<canonical name>`` (optax's ``mu`` and
-#: ``nu``, torch's names) and ``step`` (updates applied).
-MOMENTS = ("exp_avg", "exp_avg_sq")
-STEP_KEY = "step"
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds")
 _LABELS = ("labels", "next_sentence_label", "start_positions", "end_positions")
@@ -151,11 +147,20 @@ def _param_specs(model: BertPreTrainedModel) -> Dict[Tuple[str, ...], WeightSpec
     return specs
 
 
-def _map_params(fn: Callable[[WeightSpec, Any], Any], tree: Any, specs: Mapping[Tuple[str, ...], WeightSpec]) -> Any:
-    """``fn(spec, leaf)`` over a params-shaped tree (``nnx.State`` of Variables or of arrays)."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, leaf: fn(specs[_names(path)], leaf), tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
-    )
+#: flax leaf -> canonical (torch) leaf, from the weight table's per-backend leaves (kernel, embedding, scale -> weight)
+_CANONICAL_LEAF = {leaves["flax"][0]: leaves["torch"][0] for leaves in BACKEND_LEAVES.values()}
+
+
+def _decay_mask(params: Any) -> Any:
+    """``bert_core.training.decay.decays`` of each leaf's canonical name, over a params-shaped tree (``nnx.State`` of
+    Variables or of arrays). A module-level function of the paths alone, so equal settings give an equal (cached)
+    transformation and :func:`train_step` compiles once per recipe, not once per optimizer."""
+
+    def decays(path, _):
+        *module, leaf = _names(path)
+        return decay.decays(".".join(module + [_CANONICAL_LEAF[leaf]]))
+
+    return jax.tree_util.tree_map_with_path(decays, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
 def learning_rate_schedule(
@@ -197,6 +202,34 @@ def _record_grad_norm() -> optax.GradientTransformation:
         return updates, GradNormState(optax.tree.norm(updates).astype(jnp.float32))
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+@functools.lru_cache(maxsize=16)
+def _transformation(
+    learning_rate: float,
+    schedule: str,
+    warmup_steps: int,
+    total_steps: int,
+    weight_decay: float,
+    max_grad_norm: float,
+    betas: Tuple[float, float],
+    eps: float,
+    accumulation: int,
+) -> optax.GradientTransformation:
+    """The recipe's optax transformation; one object per settings (the jitted steps key their cache on it)."""
+    tx = optax.chain(
+        _record_grad_norm(),
+        *([optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm > 0 else []),
+        optax.adamw(
+            learning_rate_schedule(learning_rate, schedule, warmup_steps, total_steps),
+            b1=betas[0],
+            b2=betas[1],
+            eps=eps,
+            weight_decay=weight_decay,
+            mask=_decay_mask,
+        ),
+    )
+    return optax.MultiSteps(tx, every_k_schedule=accumulation) if accumulation > 1 else tx
 
 
 def create_optimizer(
@@ -247,21 +280,20 @@ def create_optimizer(
         eps=eps,
         gradient_accumulation_steps=gradient_accumulation_steps,
     )
-    specs = _param_specs(model)
-    tx = optax.chain(
-        _record_grad_norm(),
-        *([optax.clip_by_global_norm(float(max_grad_norm))] if max_grad_norm > 0 else []),
-        optax.adamw(
-            learning_rate_schedule(float(learning_rate), schedule, int(warmup_steps), int(total_steps)),
-            b1=float(betas[0]),
-            b2=float(betas[1]),
-            eps=float(eps),
-            weight_decay=float(weight_decay),
-            mask=lambda params: _map_params(lambda spec, _: decay.decays(spec.name), params, specs),
-        ),
-    )
+    _param_specs(model)  # every parameter has a canonical name (the mask and the saved state go by it)
     k = int(gradient_accumulation_steps)
-    optimizer = nnx.Optimizer(model, optax.MultiSteps(tx, every_k_schedule=k) if k > 1 else tx, wrt=nnx.Param)
+    tx = _transformation(
+        float(learning_rate),
+        schedule,
+        int(warmup_steps),
+        int(total_steps),
+        float(weight_decay),
+        float(max_grad_norm),
+        (float(betas[0]), float(betas[1])),
+        float(eps),
+        k,
+    )
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     optimizer.gradient_accumulation_steps = k
     return optimizer
 
@@ -349,10 +381,16 @@ def eval_step(model: BertPreTrainedModel, batch: Mapping[str, Any], *, check: bo
 # ---------------------------------------------------------------------------------------------------- loop backend
 
 
-def _check_dtypes(model: BertPreTrainedModel, bf16: bool) -> None:
-    """The recipe trains float32 master weights; ``bf16`` computes in bfloat16 (``dtype``), else in float32."""
+def _training_dtypes(model: BertPreTrainedModel, bf16: bool) -> bool:
+    """Whether ``model`` has the recipe's dtypes: float32 parameters (master weights), computing in bfloat16 when
+    ``bf16`` else float32."""
     want = jnp.bfloat16 if bf16 else jnp.float32
-    if jnp.dtype(model.param_dtype) != jnp.float32 or jnp.dtype(model.dtype) != jnp.dtype(want):
+    return jnp.dtype(model.param_dtype) == jnp.float32 and jnp.dtype(model.dtype) == jnp.dtype(want)
+
+
+def _check_dtypes(model: BertPreTrainedModel, bf16: bool) -> None:
+    want = jnp.bfloat16 if bf16 else jnp.float32
+    if not _training_dtypes(model, bf16):
         raise ValueError(
             f"training with bf16={bf16} needs a model with dtype={jnp.dtype(want).name} and param_dtype=float32 "
             f"(float32 master weights), got dtype={jnp.dtype(model.dtype).name}, "
@@ -515,3 +553,61 @@ class LoopBackend:
                 var.set_value(jax.random.wrap_key_data(data, impl=jax.random.key_impl(value)))
             else:
                 var.set_value(jnp.asarray(np.asarray(state[name]), value.dtype))
+
+
+# ---------------------------------------------------------------------------------------------------------- trainer
+
+
+def _with_training_dtypes(model: BertPreTrainedModel, bf16: bool) -> BertPreTrainedModel:
+    """``model`` itself when its dtypes fit the recipe, else the same head rebuilt with them (weights copied)."""
+    if _training_dtypes(model, bf16):
+        return model
+    cls = type(model)
+    kwargs = cls._init_kwargs(model._add_pooling_layer)
+    dtype = jnp.bfloat16 if bf16 else jnp.float32
+    copy = cls(model.config, **kwargs, seed=None, dtype=dtype, param_dtype=jnp.float32)
+    copy.load_canonical_weights(model.canonical_weights())
+    return copy
+
+
+class Trainer:
+    """Fine-tune or pre-train a ``bert_flax`` head with the recipe of ``docs/training.md``.
+
+    ``bert_core.training.loop.TrainLoop`` over a :class:`LoopBackend`: batch order, logging (``log.jsonl``),
+    evaluation, checkpoints and resume (``args.resume_from``), the final model and ``metrics.json`` in
+    ``args.output_dir``.
+
+    Args:
+        model: the head to train, in place when it has float32 parameters and computes in bfloat16 if ``args.bf16``
+            (float32 otherwise); a model with other dtypes is rebuilt with them (weights copied): read
+            ``trainer.model`` for the trained one.
+        args: ``bert_core.training.TrainingArguments``.
+        task: a ``bert_core.tasks`` task object (``TASKS[name]``).
+        train_features: ``task.features(examples, tokenizer, args, training=True)``.
+        eval_features, eval_examples: evaluation data (``training=False`` features and the examples read), or None.
+        tokenizer: saved with every checkpoint and with the final model when given.
+    """
+
+    def __init__(
+        self,
+        model: BertPreTrainedModel,
+        args: TrainingArguments,
+        task: Any,
+        train_features: Sequence[Mapping[str, Any]],
+        eval_features: Optional[Sequence[Mapping[str, Any]]] = None,
+        eval_examples: Optional[Sequence[Mapping[str, Any]]] = None,
+        tokenizer: Any = None,
+    ) -> None:
+        # the loop checks the arguments and the data and counts the steps; the backend's schedule needs that count
+        self.loop = TrainLoop(None, task, args, train_features, eval_features, eval_examples, tokenizer)
+        self.model, self.args = _with_training_dtypes(model, args.bf16), args
+        self.backend = LoopBackend(self.model, args, self.loop.total_steps)
+        self.loop.backend = self.backend
+
+    def train(self) -> Dict[str, Any]:
+        """Train (or resume from ``args.resume_from``) and write the outputs. Returns the final metrics."""
+        return self.loop.train()
+
+    def evaluate(self) -> Dict[str, float]:
+        """Metrics of the current model on the eval features (``eval_`` prefixed)."""
+        return self.loop.evaluate()
