@@ -381,7 +381,8 @@ class TrainLoop:
         backend: the ``LoopBackend`` (see the module docstring).
         task: a ``bert_core.tasks`` task object (``collate``, and for evaluation ``postprocess``/``metrics``).
         args: the run's arguments (validated here).
-        train_features: the training features (``task.features(..., training=True)``).
+        train_features: the training features (``task.features(..., training=True)``); empty for a loop that only
+            evaluates.
         eval_features, eval_examples: evaluation data, or None for no evaluation.
         tokenizer: saved with every checkpoint and with the final model when given.
 
@@ -400,9 +401,7 @@ class TrainLoop:
         tokenizer: Any = None,
     ) -> None:
         self.backend, self.task, self.args = backend, task, args.validate()
-        self.train_features = list(train_features)
-        if not self.train_features:
-            raise ValueError("training needs at least one training feature; the train file gave none")
+        self.train_features = list(train_features or [])
         self.eval_features = list(eval_features) if eval_features else None
         self.eval_examples = eval_examples
         self.tokenizer = tokenizer
@@ -497,6 +496,8 @@ class TrainLoop:
             KeyboardInterrupt: after Ctrl-C, once the checkpoint of the last completed step is saved.
         """
         args = self.args
+        if not self.train_features:
+            raise ValueError("training needs at least one training feature; the train file gave none")
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         self.checkpointer = Checkpointer(args.output_dir, args, self.metric_name, self.greater_is_better)
         if args.resume_from:

@@ -41,8 +41,8 @@ def _check_count(name: str, value: int, low: int) -> int:
 
 
 def micro_batches_per_epoch(num_features: int, batch_size: int) -> int:
-    """``ceil(N / B)``."""
-    _check_count("num_features", num_features, 1)
+    """``ceil(N / B)`` (0 for no features: an evaluation-only run)."""
+    _check_count("num_features", num_features, 0)
     return math.ceil(num_features / _check_count("batch_size", batch_size, 1))
 
 
@@ -57,6 +57,7 @@ def total_steps(args: TrainingArguments, num_features: int) -> int:
     if args.max_steps > 0:
         return int(args.max_steps)
     per_epoch = steps_per_epoch(num_features, args.per_device_train_batch_size, args.gradient_accumulation_steps)
+    # at least one (HF floors an epoch at one update): an evaluation-only loop (no features) still builds an optimizer
     return max(1, math.ceil(args.num_train_epochs * per_epoch))
 
 
