@@ -546,13 +546,23 @@ class LoopBackend:
             raise ValueError(
                 f"cannot load RNG state into flax {self.model.head_name}: missing {missing}, unexpected {unexpected}"
             )
+        current = self.rng_state()
+        wrong = [
+            f"{k}: got {np.shape(state[k])}, expected {v.shape}"
+            for k, v in current.items()
+            if np.size(state[k]) != v.size
+        ]
+        if wrong:
+            raise ValueError(f"cannot load RNG state into flax {self.model.head_name}: wrong shapes {wrong}")
         for name, var in streams.items():
             value = var.get_value()
+            # a 0-d count may come back as (1,) from a file: the size was checked, the shape is ours
+            array = np.reshape(np.asarray(state[name]), current[name].shape)
             if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
-                data = jnp.asarray(np.asarray(state[name], np.uint32))
+                data = jnp.asarray(array.astype(np.uint32))
                 var.set_value(jax.random.wrap_key_data(data, impl=jax.random.key_impl(value)))
             else:
-                var.set_value(jnp.asarray(np.asarray(state[name]), value.dtype))
+                var.set_value(jnp.asarray(array, value.dtype))
 
 
 # ---------------------------------------------------------------------------------------------------------- trainer

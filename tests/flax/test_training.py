@@ -7,6 +7,8 @@ micro-batch shapes: the jitted micro-step compiles twice and the accumulation pa
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,7 @@ from bert_core.training import decay, schedules
 from bert_core.training.args import TrainingArguments
 from bert_core.training.reference import adamw_step, clip_by_global_norm, init_state
 from bert_core.weights import stored_weights
-from bert_flax.training import LoopBackend, create_optimizer, learning_rate_schedule
+from bert_flax.training import LoopBackend, Trainer, create_optimizer, learning_rate_schedule
 
 TOTAL = 4
 ARGS = dict(
@@ -258,3 +260,61 @@ def test_bf16_trains_float32_master_weights(tmp_path):
     state = backend.optimizer_state()
     moment = state["exp_avg/bert.embeddings.word_embeddings.weight"]
     assert moment.dtype == np.float32 and np.abs(moment).max() > 0
+
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "movie", "film", "plot", "story"]
+
+
+def _classification_data(tmp_path):
+    """A ten-word tokenizer and 8 four-word reviews (one token shape, one compile) labelled by their first word."""
+    from bert_core.tasks import TASKS
+    from bert_core.tokenization_fast import BertTokenizerFast
+
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(8):
+        first = WORDS[i % 6]
+        rows.append({"text": " ".join([first, *rng.choice(WORDS[6:], 3)]), "label": "pos" if i % 6 < 3 else "neg"})
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = TASKS["text-classification"]
+    examples = task.read(path)
+    return task, tokenizer, examples, task.label_config(examples)
+
+
+def test_trainer_trains_checkpoints_and_resumes(tmp_path):
+    task, tokenizer, examples, labels = _classification_data(tmp_path)
+    features = task.features(examples, tokenizer, TrainingArguments(output_dir="-", max_length=16), training=True)
+    kwargs = dict(learning_rate=5e-3, num_train_epochs=2, per_device_train_batch_size=4, per_device_eval_batch_size=8)
+    kwargs.update(max_length=16, seed=3, quiet=True, warmup_ratio=0.25, weight_decay=0.01)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), **kwargs)
+    model = bert_flax.BertForSequenceClassification(tiny_config(**CONFIG, **labels), seed=0)
+    trainer = Trainer(model, args, task, features, features, examples, tokenizer)
+    assert trainer.model is model  # float32 already: trained in place
+    metrics = trainer.train()
+    assert metrics["global_step"] == 4 and np.isfinite(metrics["train_loss"]) and 0 <= metrics["eval_accuracy"] <= 1
+    out = tmp_path / "run"
+    for name in ("model.safetensors", "config.json", "vocab.txt", "metrics.json", "args.json", "training.png"):
+        assert (out / name).is_file(), name
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in log if "loss" in r}
+    assert sorted(losses) == [1, 2, 3, 4] and all(r["grad_norm"] > 0 for r in log if "grad_norm" in r)
+    # the saved model is the trained one, in canonical form
+    saved = bert_flax.BertForSequenceClassification.from_pretrained(out)
+    assert all(np.array_equal(v, model.canonical_weights()[k]) for k, v in saved.canonical_weights().items())
+    assert saved.config.id2label == {0: "neg", 1: "pos"}
+    # resume from the epoch-1 checkpoint (files on disk) in a new model: the same losses and weights
+    resumed_args = TrainingArguments(
+        output_dir=str(tmp_path / "resumed"), resume_from=str(out / "checkpoints" / "step-2"), **kwargs
+    )
+    other = bert_flax.BertForSequenceClassification(tiny_config(**CONFIG, **labels), seed=9)
+    Trainer(other, resumed_args, task, features, features, examples, tokenizer).train()
+    log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert {r["step"]: r["loss"] for r in log if "loss" in r} == {3: losses[3], 4: losses[4]}
+    assert all(np.array_equal(v, model.canonical_weights()[k]) for k, v in other.canonical_weights().items())
+    # bf16 takes a bfloat16-computing copy of a float32 model (same float32 weights); evaluation only
+    bf16 = Trainer(model, TrainingArguments(output_dir=str(tmp_path / "bf16"), bf16=True), task, [], features, examples)
+    assert bf16.model is not model and bf16.model.dtype == jnp.bfloat16 and bf16.model.param_dtype == jnp.float32
+    assert all(np.array_equal(v, model.canonical_weights()[k]) for k, v in bf16.model.canonical_weights().items())
