@@ -33,7 +33,7 @@ import numpy as np
 
 from bert_core.data import IGNORE_INDEX
 from bert_core.training import decay, order, schedules
-from bert_core.training.args import SCHEDULES
+from bert_core.training.args import check_optimizer_settings
 from bert_core.training.loop import (
     Checkpointer,
     Evaluator,
@@ -354,52 +354,6 @@ class AdamW(keras.optimizers.Optimizer):
 
 def _is_int(value: Any, low: int) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.floating, np.integer))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
-def check_optimizer_settings(
-    *,
-    learning_rate: Any = None,
-    schedule: Optional[str] = None,
-    warmup_steps: Optional[int] = None,
-    total_steps: Optional[int] = None,
-    weight_decay: float,
-    max_grad_norm: float,
-    betas: Tuple[float, float],
-    eps: float,
-    gradient_accumulation_steps: int,
-) -> None:
-    """Refuse optimizer settings outside their range, naming the argument, its value and the range (the wording of
-    ``bert_torch.training.create_optimizer``). Arguments left None are not checked."""
-
-    def bad(name: str, value: Any, expected: str) -> None:
-        raise ValueError(f"create_optimizer: {name}={value!r} is invalid; expected {expected}")
-
-    if isinstance(learning_rate, (int, float)) and (not _is_number(learning_rate) or learning_rate < 0):
-        bad("learning_rate", learning_rate, "a finite number >= 0")
-    if schedule is not None and schedule not in SCHEDULES:
-        bad("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
-    if total_steps is not None and not _is_int(total_steps, 1):
-        bad("total_steps", total_steps, "an integer >= 1")
-    if warmup_steps is not None and not _is_int(warmup_steps, 0):
-        bad("warmup_steps", warmup_steps, "an integer >= 0")
-    if not _is_number(weight_decay) or weight_decay < 0:
-        bad("weight_decay", weight_decay, "a finite number >= 0")
-    if not _is_number(max_grad_norm) or max_grad_norm < 0:
-        bad("max_grad_norm", max_grad_norm, "a finite number >= 0 (0: no clipping)")
-    if len(tuple(betas)) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
-        bad("betas", betas, "two finite numbers >= 0 and < 1")
-    if not _is_number(eps) or eps < 0:
-        bad("eps", eps, "a finite number >= 0")
-    if not _is_int(gradient_accumulation_steps, 1):
-        bad("gradient_accumulation_steps", gradient_accumulation_steps, "an integer >= 1")
 
 
 def canonical_variables(model: BertPreTrainedModel) -> "OrderedDict[str, keras.Variable]":
