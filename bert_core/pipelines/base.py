@@ -219,6 +219,7 @@ class Pipeline:
         self.progress = progress
         self._defaults = self._check_params(params)
         self._setup()
+        self.resolve_options({})  # a bad construction-time option fails here, not at the first call
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, backend={self.backend!r}, batch_size={self.batch_size})"

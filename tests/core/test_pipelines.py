@@ -121,6 +121,8 @@ def test_options_checked_at_construction_and_call(tok):
     pipe = make(FillMaskPipeline, tok)
     with pytest.raises(PipelineError, match="top_k must be an int >= 1; got 0"):
         pipe("a [MASK]", top_k=0)
+    with pytest.raises(PipelineError, match="top_k must be an int >= 1; got -1"):
+        FillMaskPipeline(pipe.runner, tok, top_k=-1)
     with pytest.raises(PipelineError, match="tokenizer_kwargs may hold truncation, max_length; got \\['padding'\\]"):
         pipe("a [MASK]", tokenizer_kwargs={"padding": "max_length"})
     with pytest.raises(PipelineError, match="batch_size must be an int >= 1; got 0"):
@@ -382,7 +384,7 @@ def test_qa_probabilities_and_impossible_answer(tok):
         ({"question": "", "context": "c"}, "`question` cannot be empty"),
         ({"question": "q", "context": None}, "question-answering needs question= and context="),
         ({"question": ["a", "b"], "context": ["c"]}, "lists of one length; got 2 and 1"),
-        ({"question": "q", "context": "c", "top_k": 0}, "top_k parameter should be >= 1 \\(got 0\\)"),
+        ({"question": "q", "context": "c", "top_k": 0}, "top_k must be an int >= 1; got 0"),
         (
             {"question": "q", "context": "c", "doc_stride": 50, "max_seq_len": 40},
             "`doc_stride` \\(50\\) is larger than",
