@@ -134,7 +134,7 @@ def test_usage_errors_are_one_line_exit_2(model_dir, capsys, args, message):
     assert "Traceback" not in err
 
 
-def test_missing_model_is_a_usage_error(tmp_path, capsys):
+def test_missing_model_is_a_usage_error(tmp_path, model_dir, capsys):
     code = cli.main(["fill-mask", "--model", str(tmp_path / "nowhere"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err

@@ -10,6 +10,7 @@ Runs only in the oracle venv.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -172,6 +173,14 @@ def checkpoints(tmp_path_factory, minilm_dir):
 
 _HF = {}
 _OURS = {}
+RESULTS = {}  # "task backend" -> {"max": largest |Δ| of a score} (written to $BERT_PIPELINES_ORACLE_REPORT if set)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield
+    if os.environ.get("BERT_PIPELINES_ORACLE_REPORT"):
+        Path(os.environ["BERT_PIPELINES_ORACLE_REPORT"]).write_text(json.dumps(RESULTS, indent=1, sort_keys=True))
 
 
 def hf_result(checkpoints, task, case):
@@ -198,7 +207,8 @@ def ours(checkpoints, backend, task, batch_size):
 def test_task_equals_hf(checkpoints, backend, task, case):
     _, args, kwargs = case
     got = ours(checkpoints, backend, task, 8)(*args, **kwargs)
-    assert_same(got, hf_result(checkpoints, task, case), where=f"{backend} {task} {case[0]}")
+    stats = RESULTS.setdefault(f"{task} {backend}", {})
+    assert_same(got, hf_result(checkpoints, task, case), where=f"{backend} {task} {case[0]}", stats=stats)
 
 
 #: per task, a case with several inputs (or windows) of different lengths: batch 1 must give what batch 8 gives
@@ -210,7 +220,8 @@ BATCHED = [(t, next(c for c in CASES[t] if c[0] in ("texts", "windows", "none", 
 def test_batch_size_one_equals_eight(checkpoints, backend, task, case):
     _, args, kwargs = case
     one = ours(checkpoints, backend, task, 1)(*args, **kwargs)
-    assert_same(one, hf_result(checkpoints, task, case), where=f"{backend} {task} {case[0]} batch 1")
+    stats = RESULTS.setdefault(f"{task} {backend} batch 1", {})
+    assert_same(one, hf_result(checkpoints, task, case), where=f"{backend} {task} {case[0]} batch 1", stats=stats)
 
 
 def test_cases_cover_windows_and_pieces(checkpoints):
@@ -247,6 +258,6 @@ def test_sentence_embeddings_equal_hf_mean_pooling(minilm_dir, backend):
     pipe = pipeline("sentence-embedding", minilm_dir, backend=backend, batch_size=4)
     got = pipe(texts)
     assert got.shape == ref.shape == (len(texts), 384) and got.dtype == np.float32
-    assert_same(got, ref)
+    assert_same(got, ref, stats=RESULTS.setdefault(f"sentence-embedding {backend}", {}))
     sims = pipe.similarity(got[0::3], got[1::3]).diagonal(), pipe.similarity(got[0::3], got[2::3]).diagonal()
     assert np.all(sims[0] > sims[1] + 0.1), sims
