@@ -35,6 +35,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from bert_core.data import pad_to_bucket
 from bert_core.training import decay, schedules
 from bert_core.training.args import TrainingArguments, check_optimizer_settings
 from bert_core.training.loop import TrainLoop
@@ -369,6 +370,11 @@ def _rng_streams(model: BertPreTrainedModel) -> "OrderedDict[str, nnx.Variable]"
     return OrderedDict((".".join(_names(p)), v) for p, v in nnx.to_flat_state(nnx.state(model, nnx.RngState)))
 
 
+#: batches are padded to a multiple of this many tokens (bert_core.data.pad_to_bucket): one jit program per bucket
+#: instead of one per batch length; the added positions are padding, so losses and outputs are unchanged
+_BUCKET = 32
+
+
 class LoopBackend:
     """What ``bert_core.training.loop.TrainLoop`` drives: one flax model, its optimizer and its dropout RNG.
 
@@ -411,12 +417,20 @@ class LoopBackend:
             ``(loss, grad_norm)``: the mean of the micro-batch mean losses and the global gradient norm before
             clipping, as floats.
         """
-        loss, grad_norm = train_step(self.model, self.optimizer, list(micro_batches))
+        micro = [pad_to_bucket(b, _BUCKET)[0] for b in micro_batches]
+        loss, grad_norm = train_step(self.model, self.optimizer, micro)
         return float(loss), float(grad_norm)
 
     def eval_step(self, batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """:func:`eval_step`: ``{"loss", <head outputs>}`` as float32 numpy, dropout off."""
-        return eval_step(self.model, batch)
+        """:func:`eval_step`: ``{"loss", <head outputs>}`` as float32 numpy, dropout off (token outputs cut back to
+        the batch's own length)."""
+        padded, length = pad_to_bucket(batch, _BUCKET)
+        outputs = eval_step(self.model, padded)
+        seq = np.shape(padded["input_ids"])[-1]
+        if seq == length:
+            return outputs
+        # token-level outputs ((batch, seq, ...): logits of token classification, QA, MLM) lose the added positions
+        return {k: v[:, :length] if np.ndim(v) >= 2 and np.shape(v)[1] == seq else v for k, v in outputs.items()}
 
     # optimizer state in canonical names and layout
 
