@@ -13,8 +13,8 @@ def b_to_i_map(label_list: Sequence[str]) -> Dict[int, int]:
     index = {label: i for i, label in enumerate(label_list)}
     out = {}
     for i, label in enumerate(label_list):
-        inside = "I-" + label[2:] if label.startswith("B-") else None
-        out[i] = index.get(inside, i) if inside is not None else i
+        # str.replace, as run_ner spells it
+        out[i] = index.get(label.replace("B-", "I-"), i) if label.startswith("B-") else i
     return out
 
 

@@ -232,7 +232,7 @@ def squad_scores(
         answers = list(answers)
         if version_2:
             gold = [a for a in answers if normalize_answer(a)] or [""]
-            has_answer[qid] = gold != [""]
+            has_answer[qid] = bool(answers)  # the official script splits by the raw answer list
             exact[qid] = max(float(normalize_answer(a) == normalize_answer(prediction)) for a in gold)
             f1[qid] = max(_f1_v2(prediction, a) for a in gold)
         else:

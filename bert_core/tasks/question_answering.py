@@ -263,7 +263,10 @@ def _answer_tokens(answers, input_ids, offsets, sequence_ids, context_index: int
     first, last = in_context[0], in_context[-1]
     if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
         return cls_index, cls_index
-    while first < len(offsets) and offsets[first][0] <= start_char:
+    # run_qa lets this loop run on past the context (SEP, padding) when the answer starts in the window's last
+    # context token, and labels a padding position; it stops at the last context token here
+    context_last = last
+    while first <= context_last and offsets[first][0] <= start_char:
         first += 1
     while offsets[last][1] >= end_char:
         last -= 1
