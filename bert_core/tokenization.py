@@ -1157,8 +1157,11 @@ class BertTokenizerBase:
         if isinstance(first, (list, tuple)):
             first = next((row[0] for row in required if len(row)), first)
         if not isinstance(first, (int, list, tuple)):
-            if return_tensors is None and type(first).__module__ == "numpy":
-                return_tensors = "np"
+            if return_tensors is None:
+                module = type(first).__module__.split(".")[0]
+                return_tensors = {"numpy": "np", "torch": "pt", "tensorflow": "tf", "jaxlib": "jax", "jax": "jax"}.get(
+                    module
+                )
             encoded_inputs = {k: _py(v) for k, v in encoded_inputs.items()}
         pad_mode, _, max_length = self._padding_and_truncation(padding, False, max_length, verbose)
         if pad_mode != "do_not_pad" and self.pad_token_id is None:

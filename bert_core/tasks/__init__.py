@@ -8,6 +8,7 @@ each run takes its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Dict, Iterator, Type
 
 from .base import DataError, Task, stack_outputs
@@ -24,7 +25,7 @@ _CLASSES: Dict[str, Type[Task]] = {
 }
 
 
-class _Tasks:
+class _Tasks(Mapping):
     """``TASKS[name]`` -> a new task object; ``list(TASKS)``, ``name in TASKS`` list the names."""
 
     def __getitem__(self, name: str) -> Task:
@@ -39,8 +40,8 @@ class _Tasks:
     def __len__(self) -> int:
         return len(_CLASSES)
 
-    def keys(self):
-        return _CLASSES.keys()
+    def get(self, name: str, default=None):
+        return get_task(name) if name in _CLASSES else default
 
     def __repr__(self) -> str:
         return f"TASKS({', '.join(_CLASSES)})"

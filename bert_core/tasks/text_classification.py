@@ -192,11 +192,20 @@ class TextClassification(Task):
             return hot
         if isinstance(label, (float, list)):
             raise example_error(example, "label", f"is {label!r}; this model classifies (one class name or int)")
-        if str(label) not in index:
-            raise example_error(
-                example, "label", f"is {str(label)!r}, which the model does not know; its labels are {self.labels}"
-            )
-        return index[str(label)]
+        name = str(label)
+        if name in index:
+            return index[name]
+        # as HF run_glue: names match case-insensitively; a model with the default LABEL_i names takes int labels
+        # as the ids themselves
+        lowered = {n.lower(): i for n, i in index.items()}
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+        if self.labels == [f"LABEL_{i}" for i in range(len(self.labels))] and name.isdigit():
+            if int(name) < len(self.labels):
+                return int(name)
+        raise example_error(
+            example, "label", f"is {name!r}, which the model does not know; its labels are {self.labels}"
+        )
 
     # -- features ------------------------------------------------------------------------------------------------------
 

@@ -110,6 +110,13 @@ def test_eval_labels_come_from_the_model(tmp_path, tok):
     task.set_label_config({"id2label": {"0": "neg", "1": "pos"}, "problem_type": None})
     with pytest.raises(DataError, match=r"e\.jsonl line 2: field 'label' is 'meh', which the model does not know"):
         task.features(examples, tok, ARGS, training=False)
+    task.set_label_config({"id2label": {0: "NEG", 1: "POS"}})
+    assert task.features(examples[:1], tok, ARGS, training=False)[0]["labels"] == 0  # case-insensitive, as run_glue
+    ints = task.read(jsonl(tmp_path / "i.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 2}]))
+    task.set_label_config({"id2label": {0: "LABEL_0", 1: "LABEL_1"}})
+    assert task.features(ints[:1], tok, ARGS, training=False)[0]["labels"] == 1  # default names: ints are the ids
+    with pytest.raises(DataError, match="i.jsonl line 2: field 'label' is '2', which the model does not know"):
+        task.features(ints, tok, ARGS, training=False)
     task.set_label_config(SimpleNamespace(id2label={0: "score"}, problem_type=None))
     assert task.problem_type == "regression"
 
