@@ -71,14 +71,18 @@ class TrainSettings:
     """The recipe of the parity run (TrainingArguments of every backend) and the size of its synthetic data.
 
     Attributes:
-        steps: optimizer steps N.
         batch_size: micro-batch size B.
         accumulation: micro-batches per step K.
         num_features: training features; 28 with B=4, K=2 gives 7 micro-batches per epoch, so 4 steps per epoch
             whose last has one micro-batch (the recipe's short step): 20 steps are 5 epochs, reshuffled each.
         words: words per text (two lengths, so that batches are padded and attention masks matter).
+        steps: optimizer steps N, at least 2 (the first one's learning rate is 0: warmup).
         learning_rate: peak learning rate (after warmup; linear decay to 0 at step N).
-        warmup_steps: linear warmup; None: N // 4.
+        warmup_steps: linear warmup; None: ``max(1, N // 4)``. At least one warmup step matters: the first update
+            then has learning rate 0 (HF's warmup starts at 0), so Adam's first step, ``g / (|g| + eps)``, which is
+            ``sign(g)`` for most elements and turns an fp32 difference in a gradient near ``eps`` into a difference
+            of ``lr`` in that element, is not taken at full rate (measured with 3 steps and no warmup: elements
+            1e-2 of ``Σ lr`` apart; with one warmup step 7e-4).
         weight_decay: decoupled decay of the decaying tensors (large enough that a wrong decay mask shows).
         adam_epsilon: Adam's eps; 1e-6 instead of torch's 1e-8 so that its placement (added to ``sqrt(v_hat)``,
             not ``sqrt(v)``) changes the updates measurably, and so that gradients at the fp32 noise floor (the
@@ -102,16 +106,16 @@ class TrainSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "accumulation", "num_features"):
+        for name, low in (("steps", 2), ("batch_size", 1), ("accumulation", 1), ("num_features", 1)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"training parity: {name}={value!r} is invalid; expected an integer >= 1")
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"training parity: {name}={value!r} is invalid; expected an integer >= {low}")
         if not 0.0 < self.clip_fraction:
             raise ValueError(f"training parity: clip_fraction={self.clip_fraction!r} is invalid; expected > 0")
 
     @property
     def warmup(self) -> int:
-        return self.steps // 4 if self.warmup_steps is None else int(self.warmup_steps)
+        return max(1, self.steps // 4) if self.warmup_steps is None else int(self.warmup_steps)
 
     def arguments(self, output_dir: str, task: str, backend: str, max_grad_norm: float, max_length: int = 128):
         """The ``TrainingArguments`` of one backend's run (no eval, no checkpoints, a log record every step)."""
@@ -278,7 +282,7 @@ def calibrate_clipping(run: HeadRun, adapter, settings: TrainSettings) -> None:
     from bert_core.training import order
     from bert_core.training.reference import global_norm
 
-    args = run.arguments(settings, "unused", adapter.name)
+    args = settings.arguments("unused", run.task_name, adapter.name, 1.0, run.max_length)
     model = adapter.build(run.head, run.config, run.weights)
     position, micro = next(order.iter_steps(len(run.features), args))
     total: Dict[str, np.ndarray] = {}
@@ -348,8 +352,8 @@ def train_backend(adapter, run: HeadRun, settings: TrainSettings, output_dir: st
 def compare_runs(
     report, run: HeadRun, results: Mapping[str, TrainResult], settings: TrainSettings, tol: TrainTolerance
 ) -> None:
-    """Add the rows of one head to ``report``: per backend ``recipe.*``, per pair ``loss``, ``grad_norm``,
-    ``update.<tensor>`` (moving tensors) and ``update_max.<tensor>`` (every tensor)."""
+    """Add the rows of one head to ``report``: per backend ``recipe.*``, per pair ``loss``, ``grad_norm`` and per
+    tensor ``update.<tensor>`` (not for still tensors) and ``update_max.<tensor>``."""
     case = f"{settings.steps}_steps"
     lrs = settings.learning_rates()
     lr_sum, peak = float(lrs.sum()), float(lrs.max())
@@ -384,7 +388,7 @@ def compare_runs(
                 report.add("train", run.head, case, f"update_max.{tensor}", pair, missing)
                 continue
             relative, elementwise = compare_update(w0, ra.weights[tensor], rb.weights[tensor], lr_sum, tol)
-            if relative is not None:
+            if relative is not None:  # None: a still tensor, whose update is noise (bounded elementwise only)
                 report.add("train", run.head, case, f"update.{tensor}", pair, relative)
             report.add("train", run.head, case, f"update_max.{tensor}", pair, elementwise)
 
@@ -418,13 +422,16 @@ def run_train(
     tokenizer=None,
     progress: Optional[Callable[[str], None]] = None,
     workdir: Optional[str] = None,
-) -> None:
+) -> "OrderedDict[str, Tuple[HeadRun, Dict[str, TrainResult]]]":
     """Train every task's head in every backend and add the ``train`` rows, notes and ``extra["train"]`` to
     ``report`` (a :class:`conformance.runner.Report`). A backend that raises fails its cells; the others still run.
 
     Args:
         tokenizer: the checkpoint's tokenizer (default: :func:`synthetic_tokenizer` of its vocabulary size).
         workdir: where the temporary data files and output directories go (default: the system's temp dir).
+
+    Returns:
+        head -> (what was trained, each backend's result), for callers that look further than the rows.
     """
     say = progress or (lambda msg: None)
     tokenizer = tokenizer if tokenizer is not None else synthetic_tokenizer(ckpt.config.vocab_size)
@@ -433,6 +440,7 @@ def run_train(
     summary: Dict[str, Any] = {"settings": asdict(settings), "tolerance": tol.as_dict(), "heads": {}}
     report.extra["train"] = summary
     report.train_tolerance = tol
+    runs: "OrderedDict[str, Tuple[HeadRun, Dict[str, TrainResult]]]" = OrderedDict()
     with tempfile.TemporaryDirectory(prefix="bert-train-parity-", dir=workdir) as tmp:
         for task_name in tasks:
             head = TRAIN_TASKS.get(task_name, task_name)
@@ -450,6 +458,7 @@ def run_train(
                 except Exception as err:
                     report.error("train", head, f"{settings.steps}_steps", name, err)
             compare_runs(report, run, results, settings, tol)
+            runs[head] = (run, results)
             summary["heads"][head] = _summary(run, results)
             clipped = ", ".join(f"{n} {r['clipped_steps']}" for n, r in summary["heads"][head]["backends"].items())
             report.notes.append(
@@ -461,8 +470,9 @@ def run_train(
         f"training: {settings.steps} steps, B={settings.batch_size}, K={settings.accumulation}, AdamW lr "
         f"{settings.learning_rate:g} linear warmup {settings.warmup}, weight decay {settings.weight_decay:g}, "
         f"eps {settings.adam_epsilon:g}, dropout off; bounds: loss |ΔL|/(1+|L|), grad norm and update "
-        f"‖Δa-Δb‖/‖Δa‖ <= {tol.rtol:g}, update_max max|Δa-Δb|/Σlr <= {tol.element:g} (still tensors {tol.still_element:g})",
+        f"‖Δa-Δb‖/‖Δa‖ <= {tol.rtol:g} (still tensors excepted), update_max max|Δa-Δb|/Σlr <= {tol.element:g}",
     )
+    return runs
 
 
 def resolve_tasks(tasks: Optional[Sequence[str]] = None, heads: Optional[Sequence[str]] = None) -> List[str]:
