@@ -4,8 +4,8 @@ Each backend's own ``Trainer`` (``bert_<backend>.training.Trainer``: torch and f
 ``fit``) trains the same head from the same canonical weights on the same features, with dropout off
 (``hidden_dropout_prob = attention_probs_dropout_prob = 0`` as config overrides) and the recipe of
 docs/training.md engaged in full: AdamW with weight decay (masked), linear warmup then decay, clipping by global
-norm set below the gradient norm so that it engages, and gradient accumulation over K = 2 micro-batches with a
-short step at each epoch's end (the data is not a multiple of B*K). The batch order (shuffled per epoch) and the
+norm set below the first step's gradient norm so that it engages, and gradient accumulation over K = 2
+micro-batches with a short step at each epoch's end (the data is not a multiple of B*K). The batch order (shuffled per epoch) and the
 MLM masks come from ``bert_core.training.order``, which is framework-free, so every backend sees the same arrays.
 
 The data goes through the task API exactly as ``bert train`` runs it: a file written in the task's format, read by
@@ -16,13 +16,14 @@ without a tokenizer (the embedded default) gets a WordPiece vocabulary of its ``
 
 What is compared, per head and backend pair (a is the reference, the first backend of the pair):
 
-* ``loss``: the logged loss of every step, relative to the reference's;
+* ``loss``: the logged loss of every step, ``|ΔL| / (1 + |L|)``;
 * ``grad_norm``: the logged pre-clip gradient norm of every step, relative;
-* ``update``: per tensor, the total update ``Δw = w_final - w_init`` by relative norm;
+* ``update``: per tensor, the total update ``Δw = w_final - w_init`` (read back from each backend's saved model) by
+  relative norm ``||Δa - Δb|| / ||Δa||``, except for *still* tensors (noise-driven: the attention key biases);
 * ``update_max``: per tensor, the largest element difference of the updates, in units of ``Σ lr`` (the distance an
   element moving at Adam's full speed covers);
-* ``recipe`` (per backend, no pair): N steps logged, their learning rates equal to the recipe's, and clipping engaged
-  on at least one step.
+* ``recipe`` (per backend, no pair): the logged learning rates equal the recipe's, and clipping engaged on at
+  least one step (the steps must be logged 1..N, or the backend's run fails).
 
 The bounds and why they are what they are: :class:`conformance.tolerance.TrainTolerance`.
 """
