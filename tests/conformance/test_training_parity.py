@@ -247,11 +247,12 @@ def _bug_no_clipping(monkeypatch):
     monkeypatch.setattr(tt, "create_optimizer", lambda *a, **k: create(*a, **{**k, "max_grad_norm": 0.0}))
 
 
-#: bug -> (injection, the checks that must fail)
+#: bug -> (injection, the checks that must fail); measured on MLM, the bug's update differs by (relative):
+#: schedule 0.29, eps 1.9e-2, decay 0.36, short step 0.12, clipping 0.17 (the bound is 1e-3)
 BUGS = {
     "schedule_one_step_ahead": (_bug_schedule_ahead, {"update", "update_max", "loss", "grad_norm"}),
-    "eps_on_sqrt_v": (_bug_eps_on_sqrt_v, {"update", "update_max"}),
-    "decay_on_biases_and_layernorm": (_bug_decay_everything, {"update", "update_max"}),
+    "eps_on_sqrt_v": (_bug_eps_on_sqrt_v, {"update"}),  # spread over every tensor: the relative check's
+    "decay_on_biases_and_layernorm": (_bug_decay_everything, {"update"}),
     "short_step_averaged_over_k": (_bug_short_step_over_k, {"loss", "grad_norm", "update", "update_max"}),
     "clipping_skipped": (_bug_no_clipping, {"update", "update_max", "loss", "grad_norm"}),
 }
@@ -285,8 +286,8 @@ def test_run_train_parity_api_and_cli_flag(backends, tmp_path, capsys):
     from conformance.training import run_train_parity
 
     pair = backends[:2]
-    report = run_train_parity(None, pair, steps=2, tasks=["text-classification"])
-    assert report.passed and report.heads == ["BertForSequenceClassification"], report.format_table()
+    report = run_train_parity(None, pair, steps=2, tasks=["pretraining"])  # MLM + NSP, the third task
+    assert report.passed and report.heads == ["BertForPreTraining"], report.format_table()
     assert {r.section for r in report.rows} == {"train"}
 
     out = tmp_path / "r.json"
