@@ -179,16 +179,18 @@ class TrainTolerance:
     it, and a sum of N updates that each agree to a relative ``e`` agrees to ``e`` too. Nothing compounds unless the
     dynamics amplify weight differences (large ``lr x curvature``): measured on the embedded default
     (text-classification and MLM heads, every pair of torch/tf/flax) the relative disagreement of the total updates
-    stays at 1e-5..4e-5 from 2 to 80 steps. Hence one bound for everything that has been through optimizer steps:
+    stays at 1e-5..4e-5 from 2 to 80 steps, and at <= 6e-5 on the real MiniLM (6 layers, 384 wide). Hence one bound
+    for everything that has been through optimizer steps, ten times the gradient bound:
 
         ``rtol_train = rtol * grad_factor * TRAIN_SAFETY`` = 1e-3 by default,
 
     applied as follows (``a`` the reference backend of the pair):
 
-    * step losses: ``|L_a - L_b| <= rtol_train * (1 + |L_a|)`` at every step (measured <= 1e-5);
-    * gradient norms (logged, pre-clip): ``|n_a - n_b| <= rtol_train * n_a`` (measured <= 2.2e-5);
+    * step losses: ``|L_a - L_b| <= rtol_train * (1 + |L_a|)`` at every step (measured <= 1.2e-5);
+    * gradient norms (logged, pre-clip): ``|n_a - n_b| <= rtol_train * n_a`` (measured <= 2.2e-5 on the default,
+      1.7e-4 on MiniLM's classifier, whose small gradients have the largest relative round-off);
     * each tensor's total update ``Δ = w_final - w_init``: ``||Δa - Δb|| <= rtol_train * ||Δa||`` (measured
-      <= 4.2e-5), except for *still* tensors (below);
+      <= 4.2e-5, MiniLM 6e-5), except for *still* tensors (below);
     * every element of every tensor: ``max|Δa - Δb| <= TRAIN_ELEMENT * Σ lr`` (0.1 of the distance an element
       moving at Adam's full speed, ``lr`` per step, covers). This is a noise ceiling, not a precision claim: a
       single element is not averaged like a tensor's norm, and an element whose gradient is near ``eps`` turns an
@@ -207,11 +209,12 @@ class TrainTolerance:
       embeddings, a few rows of which see gradients) is not still: its used rows move at full speed;
     * logged learning rates: ``|lr - lr_recipe| <= LR_RTOL * lr_peak``.
 
-    What the margins still catch, measured by injecting the bug into one backend (tf vs a clean torch, 20 steps):
-    eps added to ``sqrt(v)`` instead of ``sqrt(v_hat)`` (Keras' own AdamW) moves updates by 1.8e-2 relative; a
-    schedule one step ahead 0.3; decaying biases and LayerNorm weights 0.36, no decay at all 0.14; a short last
-    step averaged over K instead of its own micro-batch count 0.12 (and its loss by 0.24); clipping skipped 0.17;
-    no bias correction 6. Every one is at least 18x the bound; the clean pairs are at least 20x under it.
+    What the margins still catch, measured by injecting the bug into one backend and comparing it with the clean
+    others (20 steps, both heads): eps added to ``sqrt(v)`` instead of ``sqrt(v_hat)`` (Keras' own AdamW) moves
+    the updates by 1.8e-2 relative; a schedule one step ahead 0.29; decaying biases and LayerNorm weights 0.36, no
+    decay at all 0.14; a short last step averaged over K instead of its own micro-batch count 0.12 (and its loss by
+    0.24); clipping skipped 0.17; no bias correction 6. Every one is at least 18x the bound; the clean pairs are
+    at least 17x under it (gradient norms on MiniLM 6x).
     """
 
     rtol: float = DEFAULT_RTOL * DEFAULT_GRAD_FACTOR * TRAIN_SAFETY
