@@ -110,8 +110,8 @@ def _check_parity_flags(args: argparse.Namespace) -> bool:
     wrong = [flag for flag, given, misplaced in pairs if given and misplaced]
     if wrong:
         raise ValueError(
-            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain/--train-steps are for the built-in battery, "
-            "--golden-backend goes with --save-golden, --max-length with --inputs"
+            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain/--train-steps are for the built-in "
+            "battery, --golden-backend goes with --save-golden, --max-length with --inputs"
         )
     return user
 

@@ -5,8 +5,9 @@ Each backend's own ``Trainer`` (``bert_<backend>.training.Trainer``: torch and f
 (``hidden_dropout_prob = attention_probs_dropout_prob = 0`` as config overrides) and the recipe of
 docs/training.md engaged in full: AdamW with weight decay (masked), linear warmup then decay, clipping by global
 norm set below the first step's gradient norm so that it engages, and gradient accumulation over K = 2
-micro-batches with a short step at each epoch's end (the data is not a multiple of B*K). The batch order (shuffled per epoch) and the
-MLM masks come from ``bert_core.training.order``, which is framework-free, so every backend sees the same arrays.
+micro-batches with a short step at each epoch's end (the data is not a multiple of B*K). The batch order (shuffled
+per epoch) and the MLM masks come from ``bert_core.training.order``, which is framework-free, so every backend sees
+the same arrays.
 
 The data goes through the task API exactly as ``bert train`` runs it: a file written in the task's format, read by
 ``task.read``, labels from ``task.label_config``, ``task.features`` with a tokenizer, ``task.collate`` in the loop.
@@ -471,7 +472,8 @@ def run_train(
         f"training: {settings.steps} steps, B={settings.batch_size}, K={settings.accumulation}, AdamW lr "
         f"{settings.learning_rate:g} linear warmup {settings.warmup}, weight decay {settings.weight_decay:g}, "
         f"eps {settings.adam_epsilon:g}, dropout off; bounds: loss |ΔL|/(1+|L|), grad norm and update "
-        f"‖Δa-Δb‖/‖Δa‖ <= {tol.rtol:g} (still tensors excepted), update_max max|Δa-Δb|/Σlr <= {tol.element:g}",
+        f"‖Δa-Δb‖/‖Δa‖ <= {tol.rtol:g} (still tensors excepted), "
+        f"update_max max|Δa-Δb|/Σlr <= {tol.element:g}",
     )
     return runs
 
