@@ -183,13 +183,16 @@ def checkpoint_tokenizer(ckpt: Checkpoint, source: Any):
 
 
 def _word_list(tokenizer, vocab_size: int) -> List[str]:
-    """Vocabulary entries that are whole lowercase words (one token each) below ``vocab_size``."""
+    """Up to 2000 vocabulary entries that are whole lowercase words (one token each) below ``vocab_size``, words of
+    two or more characters when there are enough (a real vocabulary starts with its single characters)."""
     special = set(tokenizer.all_special_tokens)
     words = [
         t
         for t, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
         if i < vocab_size and t not in special and t.isalnum() and t == t.lower() and not t.startswith("##")
     ]
+    longer = [w for w in words if len(w) > 1]
+    words = longer if len(longer) >= 8 else words
     if len(words) < 8:
         raise ValueError(f"the tokenizer has only {len(words)} whole-word tokens; training parity needs at least 8")
     return words[:2000]
