@@ -82,6 +82,7 @@ BACKENDS = [b for b in ("torch", "tf", "flax") if b in installed_backends()]
 def test_fine_tuning_reaches_the_metric(tmp_path, minilm_dir, task, backend):
     train_file, eval_file, kw, metric, threshold = RECIPES[task]
     metrics = train(_args(tmp_path, task, backend, minilm_dir, train_file, eval_file, **kw))
+    print(f"{task} {backend}: {metric}={metrics[metric]:.4f} after {metrics['global_step']} steps")
     assert metrics[metric] >= threshold, (task, backend, metrics)
     written = json.loads((tmp_path / f"{task}-{backend}" / "metrics.json").read_text())
     assert written[metric] == pytest.approx(metrics[metric])
@@ -109,6 +110,7 @@ def test_mlm_lowers_the_eval_loss(tmp_path, minilm_dir, backend):
         )  # fmt: skip
     )
     after = train(args)
+    print(f"mlm {backend}: eval_loss {before['eval_loss']:.3f} -> {after['eval_loss']:.3f}")
     assert after["eval_loss"] < 0.8 * before["eval_loss"], (backend, before["eval_loss"], after["eval_loss"])
 
 
@@ -141,6 +143,7 @@ def test_pretraining_from_scratch_lowers_mlm_and_nsp_loss(tmp_path, minilm_dir, 
     after = train(
         _args(tmp_path, "pretraining", backend, model, "docs_train.txt", "docs_eval.txt", max_steps=60, **common)
     )
+    print(f"pretraining {backend}: eval_loss {before['eval_loss']:.3f} -> {after['eval_loss']:.3f}")
     # MLM falls fast from random init; NSP from scratch needs far more than 60 steps to move (~ln 2 either side)
     assert after["eval_mlm_loss"] < before["eval_mlm_loss"] - 0.5, (before, after)
     assert after["eval_loss"] < before["eval_loss"] - 0.5, (before, after)
