@@ -164,9 +164,7 @@ def nli_example(rng: random.Random) -> Dict[str, str]:
     premise = f"{who} {_be(who)} {action} {place}."
     label = rng.choice(["entailment", "neutral", "contradiction"])
     if label == "entailment":
-        hypothesis = rng.choice(
-            [f"{general_who} {_be(general_who)} {general_action}.", f"{who} {_be(who)} {action}."]
-        )
+        hypothesis = rng.choice([f"{general_who} {_be(general_who)} {general_action}.", f"{who} {_be(who)} {action}."])
     elif label == "neutral":
         hypothesis = f"{who} {_be(who)} {action} {rng.choice(EXTRAS)}."
     else:
