@@ -17,11 +17,12 @@ from flax import nnx
 
 import bert_flax
 from bert_core.config import tiny_config
+from bert_core.data import pad_to_bucket
 from bert_core.training import decay, schedules
 from bert_core.training.args import TrainingArguments
 from bert_core.training.reference import adamw_step, clip_by_global_norm, init_state
 from bert_core.weights import stored_weights
-from bert_flax.training import LoopBackend, Trainer, create_optimizer, learning_rate_schedule
+from bert_flax.training import _BUCKET, LoopBackend, Trainer, create_optimizer, learning_rate_schedule
 
 TOTAL = 4
 ARGS = dict(
@@ -93,7 +94,8 @@ def run(tmp_path_factory):
     out = dict(losses=[], norms=[], ref_losses=[], ref_norms=[], token_weighted=[])
     for u, micro in enumerate(STEPS):
         clone = nnx.clone(model)
-        per_batch = [_eager_grads(clone, b) for b in micro]
+        # the backend pads each batch to its jit bucket; dropout draws depend on the shape, so the reference pads too
+        per_batch = [_eager_grads(clone, pad_to_bucket(b, _BUCKET)[0]) for b in micro]
         grads = {k: np.mean([g[k] for _, g in per_batch], axis=0) for k in ref_params}
         clipped, norm = clip_by_global_norm(grads, args.max_grad_norm)
         ref_params, ref_state = adamw_step(
