@@ -1044,8 +1044,10 @@ class BertPreTrainedModel(keras.Model):
             loss = output["loss"]
             if self.losses:
                 loss = loss + tf.add_n([tf.reduce_sum(extra) for extra in self.losses])
+            # as Keras' own train_step: the optimizer may scale the loss (loss scaling, gradient accumulation)
+            scaled = self.optimizer.scale_loss(loss)
         self._loss_tracker.update_state(loss)
-        grads = tape.gradient(loss, self.trainable_weights)
+        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self.compute_metrics(x, y, self._prediction(output), sample_weight=sample_weight)
 
