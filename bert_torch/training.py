@@ -18,16 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bert_core.training import decay, order, schedules
+from bert_core.training import decay, schedules
 from bert_core.training.args import SCHEDULES, TrainingArguments
+from bert_core.training.loop import TrainLoop
+from bert_core.training.state import MOMENTS, STEP_KEY
 from bert_core.weights import from_backend_array, to_backend_array
 
 from .modeling import BertPreTrainedModel
-
-#: Keys of the optimizer state: ``exp_avg/<canonical name>``, ``exp_avg_sq/<canonical name>`` and ``step``.
-MOMENTS = ("exp_avg", "exp_avg_sq")
-STEP_KEY = "step"
-
 
 # ------------------------------------------------------------------------------------------------------- optimizer
 
@@ -110,9 +107,7 @@ def create_optimizer(
         groups, lr=float(learning_rate), betas=(float(betas[0]), float(betas[1])), eps=float(eps)
     )
     kind, num_warmup, total = schedule, int(warmup_steps), int(total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda u: schedules.multiplier(kind, u, num_warmup, total)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda u: schedules.multiplier(kind, u, num_warmup, total))
     return optimizer, scheduler
 
 
@@ -175,12 +170,9 @@ def optimizer_step(
     Returns:
         the global gradient norm before clipping (float).
     """
-    params = _trainable(model)
     max_norm = float(optimizer.param_groups[0].get("max_grad_norm", 0.0))
-    if max_norm > 0:
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    else:
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # with no clipping the norm is still logged: an infinite threshold makes clip_grad_norm_ scale by exactly 1.0
+    norm = torch.nn.utils.clip_grad_norm_(_trainable(model), max_norm if max_norm > 0 else math.inf)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -346,7 +338,7 @@ class LoopBackend:
         step = float(np.asarray(state[STEP_KEY]))
         indexed = self._indexed()
         loaded = {}
-        for name, p in self._params.items():
+        for name in self._params:
             entry = {"step": torch.tensor(step, dtype=torch.float32)}
             for moment in MOMENTS:
                 array = to_backend_array(np.asarray(state[f"{moment}/{name}"], np.float32), self._table[name], "torch")
@@ -378,3 +370,47 @@ class LoopBackend:
         cuda = sorted(k for k in state if k.startswith("torch_cuda_"))
         if cuda and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([torch.from_numpy(np.asarray(state[k], np.uint8).copy()) for k in cuda])
+
+
+# ------------------------------------------------------------------------------------------------------------ trainer
+
+
+class Trainer:
+    """Fine-tune or pre-train a ``bert_torch`` head with the recipe of ``docs/training.md``.
+
+    ``bert_core.training.loop.TrainLoop`` over a :class:`LoopBackend`: batch order, logging (``log.jsonl``),
+    evaluation, checkpoints and resume (``args.resume_from``), the final model and ``metrics.json`` in
+    ``args.output_dir``.
+
+    Args:
+        model: the head to train (trained in place).
+        args: ``bert_core.training.TrainingArguments``.
+        task: a ``bert_core.tasks`` task object (``TASKS[name]``).
+        train_features: ``task.features(examples, tokenizer, args, training=True)``.
+        eval_features, eval_examples: evaluation data (``training=False`` features and the examples read), or None.
+        tokenizer: saved with every checkpoint and with the final model when given.
+    """
+
+    def __init__(
+        self,
+        model: BertPreTrainedModel,
+        args: TrainingArguments,
+        task: Any,
+        train_features: Sequence[Mapping[str, Any]],
+        eval_features: Optional[Sequence[Mapping[str, Any]]] = None,
+        eval_examples: Optional[Sequence[Mapping[str, Any]]] = None,
+        tokenizer: Any = None,
+    ) -> None:
+        # the loop checks the arguments and the data and counts the steps; the backend's schedule needs that count
+        self.loop = TrainLoop(None, task, args, train_features, eval_features, eval_examples, tokenizer)
+        self.backend = LoopBackend(model, args, self.loop.total_steps)
+        self.loop.backend = self.backend
+        self.model, self.args = model, args
+
+    def train(self) -> Dict[str, Any]:
+        """Train (or resume from ``args.resume_from``) and write the outputs. Returns the final metrics."""
+        return self.loop.train()
+
+    def evaluate(self) -> Dict[str, float]:
+        """Metrics of the current model on the eval features (``eval_`` prefixed)."""
+        return self.loop.evaluate()

@@ -11,6 +11,8 @@ import torch
 from bert_core.config import tiny_config
 from bert_core.training import schedules
 from bert_core.training.args import TrainingArguments
+from bert_core.training.decay import decay_mask
+from bert_core.training.reference import adamw_step, clip_by_global_norm, init_state
 from bert_torch import BertForMaskedLM, BertForSequenceClassification, canonical_grads
 from bert_torch.training import LoopBackend, canonical_parameters, create_optimizer
 
@@ -116,60 +118,40 @@ def test_schedule_through_the_optimizer_equals_bert_core(tmp_path, kind, warmup)
 # ---------------------------------------------------------------------------------------------- AdamW reference
 
 
-def _numpy_adamw(weights, grads, state, *, lr, wd, b1, b2, eps, max_norm, decays):
-    """torch.optim.AdamW after clip_grad_norm_, in float64 numpy; updates ``weights`` and ``state`` in place."""
-    norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
-    coef = min(1.0, max_norm / (norm + 1e-6))
-    state["t"] += 1
-    t = state["t"]
-    for name, g in grads.items():
-        g = g.astype(np.float64) * coef
-        p = weights[name].astype(np.float64)
-        if decays(name):
-            p = p * (1 - lr * wd)
-        m = state.setdefault(("m", name), np.zeros_like(g)) * b1 + (1 - b1) * g
-        v = state.setdefault(("v", name), np.zeros_like(g)) * b2 + (1 - b2) * g * g
-        state[("m", name)], state[("v", name)] = m, v
-        denom = np.sqrt(v) / math.sqrt(1 - b2**t) + eps
-        weights[name] = p - (lr / (1 - b1**t)) * m / denom
-    return norm
-
-
-def test_steps_equal_a_numpy_adamw_with_clipping(tmp_path):
-    """Three steps (linear decay, decay mask, clipping that engages) against float64 numpy: the torch update."""
-    from bert_core.training.decay import decays
-
+def test_each_step_equals_the_numpy_reference_adamw_with_clipping(tmp_path):
+    """Three steps (linear decay, decay mask, clipping that engages), each against bert_core.training.reference from
+    the same weights and moments (ours, read back through optimizer_state)."""
     rng = np.random.default_rng(0)
     args = _args(tmp_path, learning_rate=5e-3, weight_decay=0.1, max_grad_norm=0.1, adam_epsilon=1e-6)
     model = _model()
     backend = LoopBackend(model, args, total_steps=4)
     reference = _copy_model(model)
-    ref_weights = {k: v.astype(np.float64) for k, v in model.canonical_weights().items()}
-    state = {"t": 0}
+    mask = decay_mask(model.canonical_weights())
     for u in range(3):
         batch = _batch(rng, 4)
-        reference.load_canonical_weights({k: v.astype(np.float32) for k, v in ref_weights.items()})
+        params, state = model.canonical_weights(), backend.optimizer_state()
+        assert int(state["step"]) == u
+        reference.load_canonical_weights(params)
         ref_loss, grads = canonical_grads(reference, batch)
-        loss, grad_norm = backend.train_step([batch])
-        ref_norm = _numpy_adamw(
-            ref_weights,
-            grads,
-            state,
-            lr=schedules.learning_rate(u, args, 4),
-            wd=0.1,
-            b1=0.9,
-            b2=0.999,
-            eps=1e-6,
-            max_norm=0.1,
-            decays=decays,
-        )
+        clipped, ref_norm = clip_by_global_norm(grads, 0.1)
         assert ref_norm > 0.1, "clipping must engage for this test to mean anything"
-        assert loss == pytest.approx(ref_loss, rel=1e-6)
-        assert grad_norm == pytest.approx(ref_norm, rel=1e-5)
+        lr = schedules.learning_rate(u, args, 4)
+        params, state = adamw_step(
+            params, clipped, state, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.1, decay=mask
+        )
+        loss, grad_norm = backend.train_step([batch])
+        assert loss == ref_loss  # the same forward from the same weights (dropout off)
+        assert grad_norm == pytest.approx(ref_norm, rel=1e-6)  # float32 vs float64 sum of squares
         ours = model.canonical_weights()
-        for name, value in ref_weights.items():
-            # float32 arithmetic vs float64: a few ulps of the weights (|w| ~ 0.02-1), not of the update
-            np.testing.assert_allclose(ours[name], value, rtol=0, atol=2e-6, err_msg=name)
+        for name, value in params.items():
+            # float32 both, in torch's operation order; torch rounds the clip factor and sqrt(1 - beta2^t) to float32,
+            # the reference keeps them float64: measured at most 1 ulp (6e-8 on LayerNorm weights near 1)
+            np.testing.assert_allclose(ours[name], value, rtol=1.2e-7, atol=1e-9, err_msg=name)
+        for key, value in backend.optimizer_state().items():
+            # the moments see the clip factor directly (torch: float32 norm and factor; here float64), ~1e-7 of g,
+            # and the lerp m + (1 - b1)(g - m) cancels where g ~ m: 1e-6 of the tensor's largest entry is allowed
+            scale = float(np.max(np.abs(state[key]))) if key != "step" else 0.0
+            np.testing.assert_allclose(value, state[key], rtol=4e-7, atol=1e-6 * scale, err_msg=key)
 
 
 def test_no_clipping_when_max_grad_norm_is_zero(tmp_path):
@@ -249,10 +231,13 @@ def test_optimizer_and_rng_state_resume_exactly(tmp_path):
 
 
 def test_optimizer_state_before_the_first_step_is_zero_and_loads(tmp_path):
-    backend = LoopBackend(_model(), _args(tmp_path), total_steps=2)
+    model = _model()
+    backend = LoopBackend(model, _args(tmp_path), total_steps=2)
     state = backend.optimizer_state()
-    assert int(state["step"]) == 0
-    assert all(not np.any(v) for k, v in state.items())
+    expected = init_state(model.canonical_weights())
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert state[key].dtype == value.dtype and state[key].shape == value.shape and not np.any(state[key]), key
     backend.load_optimizer_state(state)
     loss, _ = backend.train_step([_batch(np.random.default_rng(5), 2)])
     assert math.isfinite(loss)
@@ -301,3 +286,102 @@ def test_bf16_trains_with_float32_master_weights(tmp_path):
         assert backend.eval_step(batches[0])["logits"].dtype == np.float32
     assert losses[True] != losses[False]  # autocast did run in bfloat16
     np.testing.assert_allclose(losses[True], losses[False], rtol=2e-2)
+
+
+# ------------------------------------------------------------------------------------------------------- Trainer
+
+WORDS = "good great fine nice bad awful poor sad the a movie film plot was is very not".split()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from bert_core.tokenization import BertTokenizer
+
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n", encoding="utf-8")
+    return BertTokenizer(vocab_file=str(path))
+
+
+def _sentiment(path, n, seed):
+    import json
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n):
+        positive = bool(rng.integers(0, 2))
+        adjective = rng.choice(WORDS[:4] if positive else WORDS[4:8])
+        words = ["the", str(rng.choice(["movie", "film", "plot"])), "was"] + ["very"] * int(rng.integers(0, 3))
+        lines.append(json.dumps({"text": " ".join(words + [str(adjective)]), "label": "pos" if positive else "neg"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _trainer(tmp_path, tokenizer, output, **overrides):
+    from bert_core.tasks import TASKS
+    from bert_torch.training import Trainer
+
+    task = TASKS["text-classification"]
+    train = task.read(_sentiment(tmp_path / "train.jsonl", 22, 0))
+    evaluation = task.read(_sentiment(tmp_path / "eval.jsonl", 8, 1))
+    config = tiny_config(vocab_size=len(tokenizer.vocab), **task.label_config(train))
+    values = dict(
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        num_train_epochs=2,
+        learning_rate=1e-3,
+        warmup_ratio=0.2,
+        max_length=16,
+        quiet=True,
+    )
+    values.update(overrides)
+    args = _args(tmp_path / output, **values)
+    model = BertForSequenceClassification(config, seed=0)  # dropout on (0.1): resume must restore the RNG
+    train_features = task.features(train, tokenizer, args, training=True)
+    eval_features = task.features(evaluation, tokenizer, args, training=False)
+    return Trainer(model, args, task, train_features, eval_features, evaluation, tokenizer), args
+
+
+def test_trainer_trains_writes_its_outputs_and_resumes_exactly(tmp_path, tokenizer):
+    from bert_core.training import order
+    from bert_core.training.loop import read_log
+    from bert_core.training.state import load_checkpoint
+
+    trainer, args = _trainer(tmp_path, tokenizer, "whole")
+    metrics = trainer.train()
+    out = tmp_path / "whole"
+    records = read_log(out / "log.jsonl")
+    train_records = [r for r in records if "loss" in r]
+    total = order.total_steps(args, 22)
+    assert total == 6  # 22 rows, B=4: 6 micro-batches per epoch (the last of 2), K=2: 3 steps, 2 epochs
+    assert [r["step"] for r in train_records] == list(range(1, total + 1))
+    assert [r["learning_rate"] for r in train_records] == [schedules.learning_rate(u, args, total) for u in range(6)]
+    assert all(math.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in train_records)
+    assert [r["step"] for r in records if "eval_accuracy" in r] == [3, 6]
+    assert metrics["global_step"] == 6 and "eval_accuracy" in metrics and "eval_loss" in metrics
+    assert metrics["train_loss"] == pytest.approx(np.mean([r["loss"] for r in train_records]))
+    # the final model is a canonical checkpoint holding the trained weights
+    saved = BertForSequenceClassification.from_pretrained(out)
+    for name, value in trainer.model.canonical_weights().items():
+        np.testing.assert_array_equal(saved.canonical_weights()[name], value, err_msg=name)
+    assert (out / "vocab.txt").is_file() and (out / "metrics.json").is_file() and (out / "training.png").is_file()
+    opt_state, rng_state, state = load_checkpoint(out / "checkpoints" / "step-6")
+    final_state = trainer.backend.optimizer_state()
+    assert state.global_step == 6 and int(opt_state["step"]) == 6
+    for key, value in final_state.items():
+        np.testing.assert_array_equal(opt_state[key], value, err_msg=key)
+
+    # resume from the end of epoch 1 in a fresh process-like setup: the remaining steps log exactly the same
+    resumed, _ = _trainer(tmp_path, tokenizer, "resumed", resume_from=str(out / "checkpoints" / "step-3"))
+    resumed.train()
+    again = [r for r in read_log(tmp_path / "resumed" / "log.jsonl") if "loss" in r]
+    assert [r["step"] for r in again] == [4, 5, 6]
+    for mine, theirs in zip(again, train_records[3:]):
+        assert (mine["loss"], mine["grad_norm"], mine["learning_rate"]) == (
+            theirs["loss"],
+            theirs["grad_norm"],
+            theirs["learning_rate"],
+        )
+    for name, value in trainer.model.canonical_weights().items():
+        np.testing.assert_array_equal(resumed.model.canonical_weights()[name], value, err_msg=name)
+    evals = [[r for r in read_log(tmp_path / run / "log.jsonl") if "eval_loss" in r] for run in ("whole", "resumed")]
+    assert evals[1] == [evals[0][-1]]  # the resumed run's only evaluation (step 6) is the uninterrupted one's
