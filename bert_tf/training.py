@@ -292,27 +292,33 @@ class AdamW(keras.optimizers.Optimizer):
         if self.max_grad_norm > 0:
             coef = tf.minimum(tf.constant(self.max_grad_norm, tf.float32) / (norm + _CLIP_EPS), 1.0)
             grads = [g * tf.cast(coef, g.dtype) for g in grads]
+        # the update's scalars, once for all variables, in float64 as torch computes them in Python
+        lr = tf.cast(self.learning_rate, tf.float64)
+        t = tf.cast(self._updates + 1, tf.float64)
+        self._scalars = (
+            -lr / (1.0 - tf.pow(tf.constant(self.beta_1, tf.float64), t)),  # -step_size
+            tf.sqrt(1.0 - tf.pow(tf.constant(self.beta_2, tf.float64), t)),  # sqrt(bias_correction2)
+            1.0 - lr * self.weight_decay,  # decoupled decay factor
+        )
         self._backend_update_step(grads, trainable_variables, self.learning_rate)
         self._updates.assign_add(1)
         self._step_loss.assign(self._loss_sum)
         self._loss_sum.assign(0.0)
 
     def update_step(self, gradient, variable, learning_rate):
-        """torch ``_single_tensor_adam`` (decoupled decay, lerp, addcmul, addcdiv), one variable."""
+        """torch ``_single_tensor_adam`` (decoupled decay, lerp, addcmul, addcdiv) on one variable, with the update's
+        scalars from :meth:`_update` (``learning_rate`` is already in them)."""
         dtype = variable.dtype
-        lr = tf.cast(learning_rate, tf.float64)
-        t = tf.cast(self._updates + 1, tf.float64)
-        step_size = tf.cast(lr / (1.0 - tf.pow(tf.constant(self.beta_1, tf.float64), t)), dtype)
-        bias_correction2_sqrt = tf.cast(tf.pow(1.0 - tf.pow(tf.constant(self.beta_2, tf.float64), t), 0.5), dtype)
+        neg_step_size, bias_correction2_sqrt, keep = (tf.cast(x, dtype) for x in self._scalars)
         g = tf.cast(gradient, dtype)
         index = self._get_variable_index(variable)
         m, v = self._exp_avgs[index], self._exp_avg_sqs[index]
         if self.weight_decay and self._use_weight_decay(variable):
-            self.assign(variable, variable * tf.cast(1.0 - lr * self.weight_decay, dtype))
-        self.assign(m, m + tf.constant(1.0 - self.beta_1, dtype) * (g - m))
-        self.assign(v, v * tf.constant(self.beta_2, dtype) + tf.constant(1.0 - self.beta_2, dtype) * g * g)
-        denom = tf.sqrt(v) / bias_correction2_sqrt + tf.constant(self.epsilon, dtype)
-        self.assign(variable, variable + -step_size * m / denom)
+            self.assign(variable, variable * keep)
+        self.assign(m, m + (1.0 - self.beta_1) * (g - m))
+        self.assign(v, v * self.beta_2 + (1.0 - self.beta_2) * g * g)
+        denom = tf.sqrt(v) / bias_correction2_sqrt + self.epsilon
+        self.assign(variable, variable + neg_step_size * m / denom)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -673,11 +679,7 @@ def prepare_tf_dataset(
     dtypes = {k: np.asarray(v).dtype for k, v in first.items()}
     x0, y0 = _split_labels(first)
 
-    def spec(name: str) -> tf.TensorSpec:
-        return tf.TensorSpec((None,) * np.ndim(first[name]), tf.as_dtype(dtypes[name]), name=name)
-
-    x_spec = {k: spec(k) for k in x0}
-    y_spec = None if y0 is None else (spec("labels") if not isinstance(y0, dict) else {k: spec(k) for k in y0})
+    x_spec, y_spec = _relaxed_specs((x0, y0))
 
     def generate():
         for epoch, index, indices in micro_batches():
@@ -699,17 +701,52 @@ def prepare_tf_dataset(
 # -------------------------------------------------------------------------------------------------- eval / bf16
 
 
-def eval_function(model: BertPreTrainedModel) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
-    """``batch -> {"loss": float32 (), <head outputs>: float32 arrays}``: one traced forward in inference mode
-    (``loss`` only when the batch has labels). What ``bert_core.training.loop.Evaluator`` calls."""
+class _Traced:
+    """``fn`` over nested numpy batches as ``tf.function`` objects traced once per structure, dtypes and ranks: every batch
+    size and padded length shares one trace (batches are padded to their own longest row)."""
 
-    @tf.function(reduce_retracing=True)
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self._functions: Dict[str, Any] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        specs = _relaxed_specs(args)
+        key = repr(specs)
+        function = self._functions.get(key)
+        if function is None:
+            function = self._functions[key] = tf.function(self.fn, input_signature=list(specs))
+        return function(*args)
+
+
+def _relaxed_specs(tree: Any) -> Any:
+    """Tensor specs of a nested structure of arrays with every dimension unknown."""
+    return tf.nest.map_structure(lambda a: tf.TensorSpec((None,) * np.ndim(a), tf.as_dtype(np.asarray(a).dtype)), tree)
+
+
+def eval_function(
+    model: BertPreTrainedModel, outputs: Optional[Sequence[str]] = None
+) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
+    """``batch -> {"loss": float32 (), <head outputs>: float32 arrays}``: one traced forward in inference mode
+    (``loss`` only when the batch has labels). What ``bert_core.training.loop.Evaluator`` calls.
+
+    Args:
+        model: a ``bert_tf`` head.
+        outputs: the head outputs to return besides ``loss`` (a task's ``eval_outputs``: MLM keeps none of its
+            vocabulary-sized logits); None: all of them.
+    """
+
     def forward(inputs):
         output = model(inputs, training=False, return_dict=True)
-        return {k: tf.cast(v, tf.float32) for k, v in output.items() if isinstance(v, tf.Tensor)}
+        return {
+            k: tf.cast(v, tf.float32)
+            for k, v in output.items()
+            if isinstance(v, tf.Tensor) and (k == "loss" or outputs is None or k in outputs)
+        }
+
+    traced = _Traced(forward)
 
     def predict(batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        return OrderedDict((k, v.numpy()) for k, v in forward(dict(batch)).items())
+        return OrderedDict((k, v.numpy()) for k, v in traced(dict(batch)).items())
 
     return predict
 
@@ -977,6 +1014,8 @@ class LoopBackend:
         # batches are padded to their own longest row: XLA would compile once per shape
         model.compile(optimizer=self.optimizer, jit_compile=False)
         self._eval = eval_function(model)
+        # Keras' train_step (what fit runs), traced once for all batch shapes; train_on_batch would retrace per shape
+        self._train = _Traced(model.train_step)
 
     def train_step(self, micro_batches: Sequence[Mapping[str, np.ndarray]]) -> Tuple[float, float]:
         """One optimizer step over its micro-batches (collated numpy, labels included).
@@ -987,7 +1026,7 @@ class LoopBackend:
         before = int(self.optimizer.iterations.numpy())
         for batch in micro_batches:
             x, y = _split_labels(batch)
-            self.model.train_on_batch(x, y)
+            self._train((x,) if y is None else (x, y))
         if int(self.optimizer.iterations.numpy()) != before + 1:
             raise ValueError(
                 f"train_step got {len(micro_batches)} micro-batches, which do not make one optimizer step at micro-batch "
@@ -1063,30 +1102,41 @@ class Trainer:
         tokenizer: Any = None,
     ) -> None:
         self.model, self.args, self.task = model, args.validate(), task
-        self.train_features = list(train_features)
-        if not self.train_features:
-            raise ValueError("training needs at least one training feature; the train file gave none")
+        self.train_features = list(train_features)  # empty for an evaluation-only Trainer (bert evaluate)
         self.eval_features = list(eval_features) if eval_features else None
         self.eval_examples, self.tokenizer = eval_examples, tokenizer
-        n, b, k = len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
-        self.total_steps = order.total_steps(args, n)
-        self.steps_per_epoch = order.steps_per_epoch(n, b, k)
-        self.micro_batches_per_epoch = order.micro_batches_per_epoch(n, b)
+        self.total_steps = order.total_steps(args, len(self.train_features))
         self._backend: Optional[LoopBackend] = None
+        if args.bf16:
+            use_bf16(model)
 
     @property
     def backend(self) -> LoopBackend:
         """The compiled model and optimizer (built on first use)."""
+        if not self.train_features:
+            raise ValueError("training needs at least one training feature; the train file gave none")
         if self._backend is None:
             self._backend = LoopBackend(self.model, self.args, self.total_steps, len(self.train_features))
         return self._backend
+
+    @property
+    def micro_batches_per_epoch(self) -> int:
+        return order.micro_batches_per_epoch(len(self.train_features), self.args.per_device_train_batch_size)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        args = self.args
+        return order.steps_per_epoch(
+            len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
+        )
 
     def _evaluator(self) -> Any:
         from bert_core.training.loop import Evaluator
 
         if self.eval_features is None:
             raise ValueError("no eval data: pass eval_features (bert train/evaluate --eval FILE)")
-        return Evaluator(self.task, self.eval_features, self.eval_examples, self.args, eval_function(self.model))
+        predict = eval_function(self.model, getattr(self.task, "eval_outputs", None))
+        return Evaluator(self.task, self.eval_features, self.eval_examples, self.args, predict)
 
     def evaluate(self) -> Dict[str, float]:
         """Evaluate the model on the eval features. Returns ``eval_``-prefixed metrics."""
