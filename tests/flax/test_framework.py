@@ -8,7 +8,7 @@ from flax import nnx
 
 import bert_flax
 from bert_core.config import tiny_config
-from bert_flax.training import make_optimizer, train_step
+from bert_flax.training import create_optimizer, train_step
 
 IDS = np.random.default_rng(1).integers(1, 99, (2, 8))
 
@@ -63,7 +63,7 @@ def test_adamw_training_reduces_loss():
     ids = rng.integers(3, 99, (16, 6))
     labels = (ids[:, 1] > 50).astype(np.int32)  # learnable from one token
     model = bert_flax.BertForSequenceClassification(tiny_config(), seed=0)
-    optimizer = make_optimizer(model, learning_rate=3e-3)
+    optimizer = create_optimizer(model, 3e-3, schedule="constant", total_steps=30, weight_decay=0.01, max_grad_norm=0)
     batch = dict(input_ids=ids, labels=labels)
     first = float(model(**batch).loss)
     for _ in range(30):
@@ -83,7 +83,7 @@ def test_tied_decoder_through_nnx_grad_and_train_step():
         atol=1e-6,
     )
     assert "decoder" not in grads["cls"]["predictions"]
-    optimizer = make_optimizer(model, learning_rate=1e-2)
+    optimizer = create_optimizer(model, 1e-2, schedule="constant", total_steps=1)
     before = np.asarray(model.bert.embeddings.word_embeddings.embedding[...])
     train_step(model, optimizer, batch)
     assert model.cls.predictions.decoder is model.bert.embeddings.word_embeddings
@@ -118,10 +118,10 @@ def test_jitted_train_step_refuses_bad_labels_before_touching_the_weights():
 
     from bert_core.config import tiny_config
     from bert_flax import BertForSequenceClassification
-    from bert_flax.training import make_optimizer, train_step
+    from bert_flax.training import create_optimizer, train_step
 
     model = BertForSequenceClassification(tiny_config())
-    optimizer = make_optimizer(model)
+    optimizer = create_optimizer(model, 1e-3, total_steps=1)
     before = model.canonical_weights()
     ids = np.ones((2, 5), np.int64)
     for labels, message in ((np.array([0, 2]), "labels contains 2"), (np.array([-1, 0]), "labels contains -1")):
@@ -131,4 +131,5 @@ def test_jitted_train_step_refuses_bad_labels_before_touching_the_weights():
         train_step(model, optimizer, {"input_ids": np.full((2, 5), 99), "labels": np.array([0, 1])})
     after = model.canonical_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
-    assert np.isfinite(float(train_step(model, optimizer, {"input_ids": ids, "labels": np.array([0, 1])})))
+    loss, grad_norm = train_step(model, optimizer, {"input_ids": ids, "labels": np.array([0, 1])})
+    assert np.isfinite(float(loss)) and float(grad_norm) > 0
