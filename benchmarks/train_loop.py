@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -55,8 +54,6 @@ RECIPE = dict(
     seed=42,
 )
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "labels")
-#: what the run had to work around (recorded in the results)
-NOTES: List[str] = []
 
 #: run() -> seconds of the measured window; the contender's train losses are appended to ``losses``
 Contender = Tuple[Callable[[], float], List[float]]
@@ -115,25 +112,6 @@ def our_step_clock(clock: StepClock):
         loop.LogWriter.progress = original
 
 
-@contextlib.contextmanager
-def plot_or_skip(notes: List[str]):
-    """Our trainers end by drawing ``training.png`` (matplotlib, after the measured window). An interpreter without
-    matplotlib (an oracle env built before it became a dependency) skips the drawing instead of failing the run."""
-    if importlib.util.find_spec("matplotlib") is not None:
-        yield
-        return
-    from bert_core.training import plot
-
-    original = plot.plot_training
-    plot.plot_training = lambda *args, **kwargs: None
-    if not notes:
-        notes.append("matplotlib is not importable here: our trainers' final training.png was skipped")
-    try:
-        yield
-    finally:
-        plot.plot_training = original
-
-
 def ours(framework: str, ckpt: str, features: Sequence[Mapping[str, Any]], task: Any, shape: Mapping[str, int]):
     """Our ``Trainer`` of ``framework`` on a model loaded once (each run trains it further)."""
     from bert_core.backends import BACKENDS
@@ -148,7 +126,7 @@ def ours(framework: str, ckpt: str, features: Sequence[Mapping[str, Any]], task:
         out = _workdir(f"ours-{framework}")
         args = our_args(framework, ckpt, out, shape["batch"], shape["length"], warmup + steps)
         try:
-            with our_step_clock(StepClock()) as clock, plot_or_skip(NOTES):
+            with our_step_clock(StepClock()) as clock:
                 metrics = training.Trainer(model, args, task, features).train()
             losses.append(float(metrics["train_loss"]))
             return clock.window(warmup, steps)

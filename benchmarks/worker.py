@@ -268,7 +268,6 @@ def train_loop_workload(spec, result, ckpt: str) -> Dict[str, Any]:
         import torch
 
         res["torch_threads_after"] = torch.get_num_threads()
-    res["notes"] = list(tl.NOTES)
     del contenders, runs
     gc.collect()
     return res
