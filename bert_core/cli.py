@@ -53,10 +53,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         return int(impl.main(argv) or 0)
     parser = argparse.ArgumentParser(
-        prog="bert", description="Multi-framework BERT: parity checks, conversion, benchmarks."
+        prog="bert", description="Multi-framework BERT: training, prediction, parity checks, conversion, benchmarks."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="show installed backends and versions").set_defaults(func=cmd_env)
+    from .pipelines.cli import add_parsers as add_predict_parser
+
+    add_predict_parser(sub)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     args = parser.parse_args(argv)

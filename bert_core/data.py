@@ -7,7 +7,7 @@ ready for any of the three frameworks. Randomness comes only from a ``numpy.rand
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -524,3 +524,33 @@ def build_nsp_pairs(
         "attention_mask": attention_mask,
         "next_sentence_label": np.asarray(labels, dtype=np.int64),
     }
+
+
+#: keys laid out along the token axis (the last axis of ``input_ids``: ``(batch, seq)`` or ``(batch, choices, seq)``)
+_TOKEN_KEYS = ("input_ids", "token_type_ids", "attention_mask", "position_ids", "special_tokens_mask", "labels")
+
+
+def pad_to_bucket(batch: Mapping[str, np.ndarray], multiple: int) -> Tuple[Dict[str, np.ndarray], int]:
+    """Pad the token axis of a collated batch up to a multiple of ``multiple``, for compiled frameworks (XLA compiles
+    one program per shape: padding every batch to its longest row would compile nearly every step anew).
+
+    Added positions are padding (``attention_mask`` 0, ``labels`` -100, ``special_tokens_mask`` 1, ids 0), so the
+    model's outputs on the real positions and its losses are unchanged. Only the keys in :data:`_TOKEN_KEYS` shaped
+    like ``input_ids`` are padded (``labels`` then are token labels).
+
+    Returns:
+        ``(padded batch, original sequence length)``; the batch is returned as is when it already fits.
+    """
+    ids = np.asarray(batch["input_ids"])
+    length = ids.shape[-1]
+    target = -(-length // multiple) * multiple
+    if target == length:
+        return dict(batch), length
+    out = dict(batch)
+    for key in _TOKEN_KEYS:
+        value = batch.get(key)
+        if value is None or np.shape(value) != ids.shape:  # a class label (batch,) is not on the token axis
+            continue
+        widths = [(0, 0)] * (np.ndim(value) - 1) + [(0, target - length)]
+        out[key] = np.pad(np.asarray(value), widths, constant_values=PAD_VALUES.get(key, 0))
+    return out, length

@@ -63,7 +63,13 @@ class PipelineModel:
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """``batch``: int64 arrays (rows, padded_len) -> every output field as a float32 array."""
-        args = [jnp.asarray(batch[k], jnp.int32) for k in ("input_ids", "attention_mask", "token_type_ids")]
+        rows = batch["input_ids"].shape[0]
+        # rows rounded up to a power of two: few shapes to compile, at most twice the rows (empty rows are masked)
+        extra = (1 << (rows - 1).bit_length()) - rows
+        args = [
+            jnp.asarray(np.pad(batch[k], ((0, extra), (0, 0))), jnp.int32)
+            for k in ("input_ids", "attention_mask", "token_type_ids")
+        ]
         if self.device is not None:
             args = jax.device_put(args, self.device)
-        return {k: np.asarray(v) for k, v in self._run(self._state, *args).items()}
+        return {k: np.asarray(v)[:rows] for k, v in self._run(self._state, *args).items()}

@@ -26,7 +26,6 @@ The recipe is stated once in ``bert_core.training``; this file maps it onto opta
 from __future__ import annotations
 
 import functools
-import math
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -36,8 +35,9 @@ import numpy as np
 import optax
 from flax import nnx
 
+from bert_core.data import pad_to_bucket
 from bert_core.training import decay, schedules
-from bert_core.training.args import SCHEDULES, TrainingArguments
+from bert_core.training.args import TrainingArguments, check_optimizer_settings
 from bert_core.training.loop import TrainLoop
 from bert_core.training.state import MOMENTS, STEP_KEY
 from bert_core.weights import BACKEND_LEAVES, WeightSpec, backend_path, from_backend_array, to_backend_array
@@ -80,49 +80,6 @@ def check_batch(model: BertPreTrainedModel, batch: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- optimizer
-
-
-def _check_optimizer_settings(
-    *,
-    learning_rate: float,
-    schedule: str,
-    warmup_steps: int,
-    total_steps: int,
-    weight_decay: float,
-    max_grad_norm: float,
-    betas: Tuple[float, float],
-    eps: float,
-    gradient_accumulation_steps: int,
-) -> None:
-    """Refuse settings outside their range, naming the argument, its value and the range."""
-
-    def bad(name: str, value: Any, expected: str) -> None:
-        raise ValueError(f"create_optimizer: {name}={value!r} is invalid; expected {expected}")
-
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    def integer(value: Any) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-    if not number(learning_rate) or learning_rate < 0:
-        bad("learning_rate", learning_rate, "a finite number >= 0")
-    if schedule not in SCHEDULES:
-        bad("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
-    if not integer(total_steps) or total_steps < 1:
-        bad("total_steps", total_steps, "an integer >= 1")
-    if not integer(warmup_steps) or warmup_steps < 0:
-        bad("warmup_steps", warmup_steps, "an integer >= 0")
-    if not number(weight_decay) or weight_decay < 0:
-        bad("weight_decay", weight_decay, "a finite number >= 0")
-    if not number(max_grad_norm) or max_grad_norm < 0:
-        bad("max_grad_norm", max_grad_norm, "a finite number >= 0 (0: no clipping)")
-    if len(tuple(betas)) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
-        bad("betas", betas, "two finite numbers >= 0 and < 1")
-    if not number(eps) or eps < 0:
-        bad("eps", eps, "a finite number >= 0")
-    if not integer(gradient_accumulation_steps) or gradient_accumulation_steps < 1:
-        bad("gradient_accumulation_steps", gradient_accumulation_steps, "an integer >= 1")
 
 
 def _names(path: Sequence[Any]) -> Tuple[str, ...]:
@@ -278,7 +235,7 @@ def create_optimizer(
     Raises:
         ValueError: a setting out of range (named with its value and the range), or a parameter with no canonical name.
     """
-    _check_optimizer_settings(
+    check_optimizer_settings(
         learning_rate=learning_rate,
         schedule=schedule,
         warmup_steps=warmup_steps,
@@ -413,6 +370,11 @@ def _rng_streams(model: BertPreTrainedModel) -> "OrderedDict[str, nnx.Variable]"
     return OrderedDict((".".join(_names(p)), v) for p, v in nnx.to_flat_state(nnx.state(model, nnx.RngState)))
 
 
+#: batches are padded to a multiple of this many tokens (bert_core.data.pad_to_bucket): one jit program per bucket
+#: instead of one per batch length; the added positions are padding, so losses and outputs are unchanged
+_BUCKET = 32
+
+
 class LoopBackend:
     """What ``bert_core.training.loop.TrainLoop`` drives: one flax model, its optimizer and its dropout RNG.
 
@@ -455,12 +417,20 @@ class LoopBackend:
             ``(loss, grad_norm)``: the mean of the micro-batch mean losses and the global gradient norm before
             clipping, as floats.
         """
-        loss, grad_norm = train_step(self.model, self.optimizer, list(micro_batches))
+        micro = [pad_to_bucket(b, _BUCKET)[0] for b in micro_batches]
+        loss, grad_norm = train_step(self.model, self.optimizer, micro)
         return float(loss), float(grad_norm)
 
     def eval_step(self, batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """:func:`eval_step`: ``{"loss", <head outputs>}`` as float32 numpy, dropout off."""
-        return eval_step(self.model, batch)
+        """:func:`eval_step`: ``{"loss", <head outputs>}`` as float32 numpy, dropout off (token outputs cut back to
+        the batch's own length)."""
+        padded, length = pad_to_bucket(batch, _BUCKET)
+        outputs = eval_step(self.model, padded)
+        seq = np.shape(padded["input_ids"])[-1]
+        if seq == length:
+            return outputs
+        # token-level outputs ((batch, seq, ...): logits of token classification, QA, MLM) lose the added positions
+        return {k: v[:, :length] if np.ndim(v) >= 2 and np.shape(v)[1] == seq else v for k, v in outputs.items()}
 
     # optimizer state in canonical names and layout
 

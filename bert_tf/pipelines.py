@@ -54,14 +54,16 @@ class PipelineModel:
         self.model = model
         self.config = model.config
         spec = tf.TensorSpec([None, None], tf.int32)
-        # one trace for every batch shape; the outputs leave the graph as float32
-        self._run = tf.function(self._call, input_signature=[spec, spec, spec], reduce_retracing=True)
 
-    def _call(self, input_ids, attention_mask, token_type_ids):
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False
-        )
-        return {k: tf.cast(v, tf.float32) for k, v in out.items() if tf.is_tensor(v)}
+        # one trace serves every batch shape (rows and length are None in the signature)
+        @tf.function(input_signature=[spec, spec, spec])
+        def run(input_ids, attention_mask, token_type_ids):
+            out = model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False
+            )
+            return {k: tf.cast(v, tf.float32) for k, v in out.items() if tf.is_tensor(v)}
+
+        self._run = run
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """``batch``: int64 arrays (rows, padded_len) -> every output field as a float32 array."""

@@ -31,8 +31,20 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from bert_core.data import IGNORE_INDEX
 from bert_core.training import decay, order, schedules
-from bert_core.training.args import SCHEDULES
+from bert_core.training.args import check_optimizer_settings
+from bert_core.training.loop import (
+    Checkpointer,
+    Evaluator,
+    LogWriter,
+    _due,
+    _Interrupt,
+    best_metric_name,
+    finish,
+    model_writer,
+)
+from bert_core.training.state import check_resume, load_checkpoint, load_model_weights, resolve_resume
 from bert_core.weights import from_backend_array, to_backend_array
 
 from .modeling import BertPreTrainedModel, keras, tf
@@ -42,7 +54,6 @@ MOMENTS = ("exp_avg", "exp_avg_sq")
 STEP_KEY = "step"
 #: Collated keys that are labels: :func:`prepare_tf_dataset` yields them as ``y`` (the model folds them back in).
 LABEL_KEYS = ("labels", "start_positions", "end_positions", "next_sentence_label")
-IGNORE_INDEX = -100
 #: torch ``clip_grad_norm_``'s guard in ``max_norm / (norm + 1e-6)``.
 _CLIP_EPS = 1e-6
 
@@ -140,15 +151,15 @@ class AdamW(keras.optimizers.Optimizer):
         name: str = "adamw",
         **kwargs: Any,
     ) -> None:
+        # Keras' own clipping and EMA run in the base class' apply path, which this optimizer replaces
         for key in ("clipnorm", "clipvalue", "global_clipnorm"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"AdamW: {key}={kwargs[key]!r} is not supported; use max_grad_norm (global norm)")
+            value = kwargs.pop(key, None)
+            if value is not None:
+                raise ValueError(f"AdamW: {key}={value!r} is not supported; use max_grad_norm (global norm)")
         if kwargs.pop("use_ema", False):
             raise ValueError("AdamW: use_ema=True is not supported")
-        for key in ("clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps"):
-            kwargs.pop(key, None)
-        for key in ("ema_momentum", "ema_overwrite_frequency"):
-            kwargs.pop(key, None)
+        kwargs.pop("ema_momentum", None)
+        kwargs.pop("ema_overwrite_frequency", None)
         check_optimizer_settings(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -292,14 +303,16 @@ class AdamW(keras.optimizers.Optimizer):
         if self.max_grad_norm > 0:
             coef = tf.minimum(tf.constant(self.max_grad_norm, tf.float32) / (norm + _CLIP_EPS), 1.0)
             grads = [g * tf.cast(coef, g.dtype) for g in grads]
-        # the update's scalars, once for all variables, in float64 as torch computes them in Python
+        # the update's scalars, once for all variables: in float64 as torch computes them in Python, then rounded
+        # to float32 as torch's kernels take them
         lr = tf.cast(self.learning_rate, tf.float64)
         t = tf.cast(self._updates + 1, tf.float64)
-        self._scalars = (
+        scalars = (
             -lr / (1.0 - tf.pow(tf.constant(self.beta_1, tf.float64), t)),  # -step_size
             tf.sqrt(1.0 - tf.pow(tf.constant(self.beta_2, tf.float64), t)),  # sqrt(bias_correction2)
             1.0 - lr * self.weight_decay,  # decoupled decay factor
         )
+        self._scalars = tuple(tf.cast(x, tf.float32) for x in scalars)
         self._backend_update_step(grads, trainable_variables, self.learning_rate)
         self._updates.assign_add(1)
         self._step_loss.assign(self._loss_sum)
@@ -309,7 +322,9 @@ class AdamW(keras.optimizers.Optimizer):
         """torch ``_single_tensor_adam`` (decoupled decay, lerp, addcmul, addcdiv) on one variable, with the update's
         scalars from :meth:`_update` (``learning_rate`` is already in them)."""
         dtype = variable.dtype
-        neg_step_size, bias_correction2_sqrt, keep = (tf.cast(x, dtype) for x in self._scalars)
+        neg_step_size, bias_correction2_sqrt, keep = (
+            x if x.dtype == dtype else tf.cast(x, dtype) for x in self._scalars
+        )
         g = tf.cast(gradient, dtype)
         index = self._get_variable_index(variable)
         m, v = self._exp_avgs[index], self._exp_avg_sqs[index]
@@ -339,52 +354,6 @@ class AdamW(keras.optimizers.Optimizer):
 
 def _is_int(value: Any, low: int) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.floating, np.integer))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
-def check_optimizer_settings(
-    *,
-    learning_rate: Any = None,
-    schedule: Optional[str] = None,
-    warmup_steps: Optional[int] = None,
-    total_steps: Optional[int] = None,
-    weight_decay: float,
-    max_grad_norm: float,
-    betas: Tuple[float, float],
-    eps: float,
-    gradient_accumulation_steps: int,
-) -> None:
-    """Refuse optimizer settings outside their range, naming the argument, its value and the range (the wording of
-    ``bert_torch.training.create_optimizer``). Arguments left None are not checked."""
-
-    def bad(name: str, value: Any, expected: str) -> None:
-        raise ValueError(f"create_optimizer: {name}={value!r} is invalid; expected {expected}")
-
-    if isinstance(learning_rate, (int, float)) and (not _is_number(learning_rate) or learning_rate < 0):
-        bad("learning_rate", learning_rate, "a finite number >= 0")
-    if schedule is not None and schedule not in SCHEDULES:
-        bad("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
-    if total_steps is not None and not _is_int(total_steps, 1):
-        bad("total_steps", total_steps, "an integer >= 1")
-    if warmup_steps is not None and not _is_int(warmup_steps, 0):
-        bad("warmup_steps", warmup_steps, "an integer >= 0")
-    if not _is_number(weight_decay) or weight_decay < 0:
-        bad("weight_decay", weight_decay, "a finite number >= 0")
-    if not _is_number(max_grad_norm) or max_grad_norm < 0:
-        bad("max_grad_norm", max_grad_norm, "a finite number >= 0 (0: no clipping)")
-    if len(tuple(betas)) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
-        bad("betas", betas, "two finite numbers >= 0 and < 1")
-    if not _is_number(eps) or eps < 0:
-        bad("eps", eps, "a finite number >= 0")
-    if not _is_int(gradient_accumulation_steps, 1):
-        bad("gradient_accumulation_steps", gradient_accumulation_steps, "an integer >= 1")
 
 
 def canonical_variables(model: BertPreTrainedModel) -> "OrderedDict[str, keras.Variable]":
@@ -776,18 +745,18 @@ class _StepWatch:
 
 
 def _recipe_optimizer(model: keras.Model, who: str) -> AdamW:
+    """The model's :class:`AdamW`, which the callbacks read after every micro-batch."""
     optimizer = getattr(model, "optimizer", None)
     if not isinstance(optimizer, AdamW) or optimizer.micro_batches_per_epoch is None:
         raise ValueError(
             f"{who} needs the model compiled with bert_tf.training.create_optimizer(..., micro_batches_per_epoch=M); "
             f"got {type(optimizer).__name__}"
         )
+    if getattr(model, "steps_per_execution", 1) != 1:
+        raise ValueError(
+            f"{who} sees every micro-batch: compile with steps_per_execution=1, not {model.steps_per_execution}"
+        )
     return optimizer
-
-
-def _due(step: int, every: int, end_of_epoch: bool) -> bool:
-    """Whether an every-``every``-steps event is due (``every == 0``: at the end of each epoch)."""
-    return step % every == 0 if every else end_of_epoch
 
 
 class TrainLog(keras.callbacks.Callback):
@@ -961,8 +930,6 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def save(self) -> Any:
         """Checkpoint the state after the last finished update; returns the directory."""
-        from bert_core.training.loop import model_writer
-
         optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
         metrics = self.eval_callback.metrics_at(step) if self.eval_callback is not None else None
@@ -1131,8 +1098,6 @@ class Trainer:
         )
 
     def _evaluator(self) -> Any:
-        from bert_core.training.loop import Evaluator
-
         if self.eval_features is None:
             raise ValueError("no eval data: pass eval_features (bert train/evaluate --eval FILE)")
         predict = eval_function(self.model, getattr(self.task, "eval_outputs", None))
@@ -1148,8 +1113,6 @@ class Trainer:
         return [len(f["input_ids"]) for f in self.train_features]
 
     def _resume(self, checkpointer: Any) -> Tuple[order.Position, int, Dict[str, float]]:
-        from bert_core.training.state import check_resume, load_checkpoint, load_model_weights, resolve_resume
-
         where = resolve_resume(self.args.resume_from)
         optimizer_state_, rng_state_, state = load_checkpoint(where)
         check_resume(state, self.args, where)
@@ -1170,8 +1133,6 @@ class Trainer:
         Raises:
             KeyboardInterrupt: after Ctrl-C, once the checkpoint of the last finished step is saved.
         """
-        from bert_core.training.loop import Checkpointer, LogWriter, _Interrupt, best_metric_name, finish
-
         args = self.args
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         metric_name, greater = best_metric_name(args, self.task)

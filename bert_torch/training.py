@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bert_core.training import decay, schedules
-from bert_core.training.args import SCHEDULES, TrainingArguments
+from bert_core.training.args import TrainingArguments, check_optimizer_settings
 from bert_core.training.loop import TrainLoop
 from bert_core.training.state import MOMENTS, STEP_KEY
 from bert_core.weights import from_backend_array, to_backend_array
@@ -85,7 +85,7 @@ def create_optimizer(
         ``schedules.multiplier(schedule, u, warmup_steps, total_steps)``; call ``scheduler.step()`` after each
         ``optimizer.step()``.
     """
-    _check_optimizer_settings(
+    check_optimizer_settings(
         learning_rate=learning_rate,
         schedule=schedule,
         warmup_steps=warmup_steps,
@@ -109,49 +109,6 @@ def create_optimizer(
     kind, num_warmup, total = schedule, int(warmup_steps), int(total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda u: schedules.multiplier(kind, u, num_warmup, total))
     return optimizer, scheduler
-
-
-def _check_optimizer_settings(
-    *,
-    learning_rate: float,
-    schedule: str,
-    warmup_steps: int,
-    total_steps: int,
-    weight_decay: float,
-    max_grad_norm: float,
-    betas: Tuple[float, float],
-    eps: float,
-    gradient_accumulation_steps: int,
-) -> None:
-    """Refuse settings outside their range, naming the argument, its value and the range."""
-
-    def bad(name: str, value: Any, expected: str) -> None:
-        raise ValueError(f"create_optimizer: {name}={value!r} is invalid; expected {expected}")
-
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    def integer(value: Any) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-    if not number(learning_rate) or learning_rate < 0:
-        bad("learning_rate", learning_rate, "a finite number >= 0")
-    if schedule not in SCHEDULES:
-        bad("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
-    if not integer(total_steps) or total_steps < 1:
-        bad("total_steps", total_steps, "an integer >= 1")
-    if not integer(warmup_steps) or warmup_steps < 0:
-        bad("warmup_steps", warmup_steps, "an integer >= 0")
-    if not number(weight_decay) or weight_decay < 0:
-        bad("weight_decay", weight_decay, "a finite number >= 0")
-    if not number(max_grad_norm) or max_grad_norm < 0:
-        bad("max_grad_norm", max_grad_norm, "a finite number >= 0 (0: no clipping)")
-    if len(tuple(betas)) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
-        bad("betas", betas, "two finite numbers >= 0 and < 1")
-    if not number(eps) or eps < 0:
-        bad("eps", eps, "a finite number >= 0")
-    if not integer(gradient_accumulation_steps) or gradient_accumulation_steps < 1:
-        bad("gradient_accumulation_steps", gradient_accumulation_steps, "an integer >= 1")
 
 
 def _trainable(model: nn.Module) -> List[nn.Parameter]:

@@ -19,9 +19,21 @@ from .default import Checkpoint, default_checkpoint, default_config
 from .golden import GoldenError, GoldenMismatch, read_golden
 from .inputs import InputsError, read_inputs
 from .runner import Report, Row, head_weights, run_parity
-from .tolerance import DEFAULT_TOLERANCE, Comparison, Tolerance, compare, compare_exact, parse_tolerance
+from .tolerance import (
+    DEFAULT_TOLERANCE,
+    Comparison,
+    Tolerance,
+    TrainTolerance,
+    compare,
+    compare_exact,
+    parse_tolerance,
+)
+from .training import TrainSettings, run_train_parity
 
 __all__ = [
+    "run_train_parity",
+    "TrainSettings",
+    "TrainTolerance",
     "DEFAULT_TOLERANCE",
     "Comparison",
     "Tolerance",

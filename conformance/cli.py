@@ -5,7 +5,8 @@ backend, config and weights that disagree, a bad inputs file, a golden file for 
 reason on stderr in one line.
 
 ``bert parity`` runs the built-in battery, or with ``--inputs`` / ``--golden`` / ``--save-golden`` the user's inputs
-(:mod:`conformance.input_runner`); ``--json``, ``--junit`` and ``--markdown`` write the report for CI systems.
+(:mod:`conformance.input_runner`); ``--train-steps N`` adds training parity (:mod:`conformance.training`);
+``--json``, ``--junit`` and ``--markdown`` write the report for CI systems.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def _split(text: Optional[str]) -> Optional[List[str]]:
         return None
     items = [t.strip() for t in text.split(",") if t.strip()]
     return items or None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def parse_heads(text: Optional[str]) -> Optional[List[str]]:
@@ -92,14 +103,15 @@ def _check_parity_flags(args: argparse.Namespace) -> bool:
     pairs = (
         ("--no-grads", args.no_grads, user),
         ("--no-chain", args.no_chain, user),
+        ("--train-steps", args.train_steps is not None, user),
         ("--golden-backend", args.golden_backend is not None, args.save_golden is None),
         ("--max-length", args.max_length is not None, args.inputs is None),
     )
     wrong = [flag for flag, given, misplaced in pairs if given and misplaced]
     if wrong:
         raise ValueError(
-            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain are for the built-in battery, "
-            "--golden-backend goes with --save-golden, --max-length with --inputs"
+            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain/--train-steps are for the built-in "
+            "battery, --golden-backend goes with --save-golden, --max-length with --inputs"
         )
     return user
 
@@ -126,6 +138,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         grads=not args.no_grads,
         chain=not args.no_chain,
         progress=_progress(args.quiet),
+        train_steps=args.train_steps or 0,
         **extra,
     )
     print(report.format_table())
@@ -218,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-grads", action="store_true", help="skip gradient parity and the SGD step")
     p.add_argument("--no-chain", action="store_true", help="skip the save/load chain through every backend")
+    p.add_argument(
+        "--train-steps",
+        metavar="N",
+        type=_positive_int,
+        help="also training parity: N steps of AdamW (warmup, decay, clipping, accumulation; dropout off) in every "
+        "backend from the checkpoint, on synthetic data through the tasks of the selected heads (default: "
+        "sequence classification and MLM); compares step losses, gradient norms and weight updates",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_parity)
 

@@ -101,6 +101,15 @@ def junit_xml(report, suite_name: str = "bert parity") -> bytes:
         ("tolerance.rule", "max|a-b| <= rtol*(1+max|a|)"),
     ):
         ET.SubElement(props, "property", name=name, value=value)
+    train = getattr(report, "train_tolerance", None)
+    if train is not None:  # training parity ran (bert parity --train-steps)
+        for key, value in train.as_dict().items():
+            ET.SubElement(
+                props,
+                "property",
+                name=f"train_tolerance.{key}",
+                value=f"{value:g}" if isinstance(value, float) else str(value),
+            )
     suite.extend(cases)
     if report.notes:
         ET.SubElement(suite, "system-out").text = "\n".join(report.notes)

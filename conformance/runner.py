@@ -28,6 +28,7 @@ from .tolerance import (
     DEFAULT_TOLERANCE,
     Comparison,
     Tolerance,
+    TrainTolerance,
     compare,
     compare_exact,
     relative_gradient_error,
@@ -76,8 +77,10 @@ class Report:
     seconds: float = 0.0
     #: lines printed under the table's title (user inputs, golden file provenance, ...)
     notes: List[str] = field(default_factory=list)
-    #: JSON-ready extras of the report (``inputs``, ``golden`` for runs on user inputs)
+    #: JSON-ready extras of the report (``inputs``, ``golden`` for runs on user inputs, ``train``)
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: the bounds of the ``train`` rows, when training parity ran (:mod:`conformance.training`)
+    train_tolerance: Optional[TrainTolerance] = None
 
     @property
     def passed(self) -> bool:
@@ -121,6 +124,8 @@ class Report:
             return f"{row.head} cache=full"
         if row.section == "chain":
             return "save/load chain"
+        if row.section == "train":  # one line per quantity: loss, grad_norm, update, update_max, recipe
+            return f"train {row.head} {row.field.split('.')[0]}"
         return f"{row.section} {row.head}"
 
     def layout(self) -> Tuple[List[str], List[str]]:
@@ -137,10 +142,13 @@ class Report:
         return labels, list(OrderedDict.fromkeys(cols)) or singles
 
     def title(self) -> str:
-        return (
+        text = (
             f"parity of {self.checkpoint} on {', '.join(self.backends)}; tolerance max|Δ| <= "
             f"{self.tolerance.rtol:g}*(1+max|ref|) (gradients x{self.tolerance.grad_factor:g})"
         )
+        if self.train_tolerance is not None:
+            text += f"; training rtol {self.train_tolerance.rtol:g}"
+        return text
 
     def format_table(self) -> str:
         summary = self.summary()
@@ -196,6 +204,7 @@ class Report:
             "backends": self.backends,
             "heads": self.heads,
             "tolerance": self.tolerance.as_dict(),
+            **({"train_tolerance": self.train_tolerance.as_dict()} if self.train_tolerance is not None else {}),
             "passed": self.passed,
             "seconds": round(self.seconds, 3),
             "summary": summary,
@@ -294,6 +303,8 @@ def run_parity(
     save_golden: Optional[str] = None,
     golden_backend: Optional[str] = None,
     max_length: Optional[int] = None,
+    train_steps: int = 0,
+    train_tasks: Optional[Sequence[str]] = None,
 ) -> Report:
     """Run every head on every backend from the same weights and compare every output field pairwise.
 
@@ -308,8 +319,15 @@ def run_parity(
         inputs, golden, save_golden, golden_backend, max_length: parity on the user's inputs instead of the battery
             (forward outputs only; ``grads``, ``chain``, ``seed`` and ``cases`` do not apply), compared with /
             written to a golden file: see :func:`conformance.input_runner.run_inputs`.
+        train_steps: also training parity (:mod:`conformance.training`): this many optimizer steps of the recipe
+            in every backend, compared pairwise (``train`` rows, bounds from :meth:`TrainTolerance.from_tolerance`).
+        train_tasks: the tasks trained (default: those of ``heads`` that train, or sequence classification + MLM).
     """
+    if not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 0:
+        raise ValueError(f"train_steps={train_steps!r} is invalid; expected an integer >= 0 (0: no training parity)")
     if inputs is not None or golden is not None or save_golden is not None:
+        if train_steps or train_tasks is not None:
+            raise ValueError("training parity (--train-steps) runs on synthetic data, not with --inputs/--golden")
         from .input_runner import run_inputs
 
         return run_inputs(
@@ -330,26 +348,18 @@ def run_parity(
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     start = time.perf_counter()
     say = progress or (lambda msg: None)
-    ckpt = load_checkpoint_any(checkpoint)
-    names = resolve_backends(backends)
-    if len(names) < 2:
-        from .adapters import BackendUnavailable
-
-        have = f"only {names[0]!r} is" if names else "none is"
-        raise BackendUnavailable(
-            f"parity compares backends and needs at least two; {have} selected/installed "
-            f"(pip install 'multi-bert[torch]', 'multi-bert[tf]', 'multi-bert[flax]' or 'multi-bert[all]')"
-        )
     head_list = list(HEADS) if heads is None else list(heads)
     for h in head_list:
         if h not in HEADS:
             raise ValueError(f"unknown head {h!r}; expected one of {', '.join(HEADS)}")
+    if train_steps:
+        from .training import resolve_tasks
+
+        train_tasks = resolve_tasks(train_tasks, heads)
+    ckpt = load_checkpoint_any(checkpoint)
+    adapters = load_adapters(backends, say)
+    names = list(adapters)
     report = Report(ckpt.name, names, head_list, tolerance)
-    adapters = {}
-    for n in names:
-        t0 = time.perf_counter()
-        adapters[n] = get_adapter(n)
-        say(f"loaded backend {n} ({time.perf_counter() - t0:.1f} s)")
 
     for index, head in enumerate(head_list, 1):
         t0 = time.perf_counter()
@@ -363,8 +373,49 @@ def run_parity(
         chain_head = "BertForPreTraining" if "BertForPreTraining" in head_list else head_list[0]
         run_chain(report, ckpt, chain_head, adapters, tolerance, seed)
         say(f"save/load chain {' > '.join(names + names[:1])} ({time.perf_counter() - t0:.1f} s)")
+    if train_steps:
+        from dataclasses import replace
+
+        from .training import TrainSettings, checkpoint_tokenizer, run_train
+
+        run_train(
+            report,
+            ckpt,
+            adapters,
+            train_tasks,
+            replace(TrainSettings(), steps=train_steps),
+            TrainTolerance.from_tolerance(tolerance),
+            tokenizer=checkpoint_tokenizer(ckpt, checkpoint),
+            progress=say,
+        )
     report.seconds = time.perf_counter() - start
     return report
+
+
+def load_adapters(
+    backends: Optional[Sequence[str]], progress: Optional[Callable[[str], None]] = None
+) -> Dict[str, Adapter]:
+    """The adapters of ``backends`` (default: every installed backend), in order.
+
+    Raises:
+        BackendUnavailable: an unknown or unusable backend, or fewer than two (parity compares backends).
+    """
+    say = progress or (lambda msg: None)
+    names = resolve_backends(backends)
+    if len(names) < 2:
+        from .adapters import BackendUnavailable
+
+        have = f"only {names[0]!r} is" if names else "none is"
+        raise BackendUnavailable(
+            f"parity compares backends and needs at least two; {have} selected/installed "
+            f"(pip install 'multi-bert[torch]', 'multi-bert[tf]', 'multi-bert[flax]' or 'multi-bert[all]')"
+        )
+    adapters: Dict[str, Adapter] = {}
+    for n in names:
+        t0 = time.perf_counter()
+        adapters[n] = get_adapter(n)
+        say(f"loaded backend {n} ({time.perf_counter() - t0:.1f} s)")
+    return adapters
 
 
 def _weights_for(ckpt, cfg, head, backend, weight_hook, cache):

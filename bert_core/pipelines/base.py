@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import numpy as np
 
-from ..backends import BACKENDS, check_installed, installed_backends
+from ..backends import BACKENDS, check_installed, installed_backends, normalize_backend_name
 from ..batching import collate, plan_batches
 
 #: features gathered (in batches of ``batch_size``) before a pool is sorted and run
@@ -141,10 +141,10 @@ def resolve_backend(model: Any, backend: Optional[str]) -> str:
     """The backend to run ``model`` on: ``backend`` checked, the model object's own, or the first installed."""
     owner = None if isinstance(model, (str, os.PathLike)) else backend_of_model(model)
     if backend is not None:
-        name = check_installed(backend)
+        name = normalize_backend_name(backend)
         if owner is not None and owner != name:
             raise PipelineError(f"backend={backend!r} but the model is a {owner} model ({type(model).__name__})")
-        return name
+        return check_installed(name)
     if owner is not None:
         return owner
     if not isinstance(model, (str, os.PathLike)):
@@ -219,6 +219,7 @@ class Pipeline:
         self.progress = progress
         self._defaults = self._check_params(params)
         self._setup()
+        self.resolve_options({})  # a bad construction-time option fails here, not at the first call
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, backend={self.backend!r}, batch_size={self.batch_size})"

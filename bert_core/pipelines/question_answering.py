@@ -8,7 +8,6 @@ character spans of the original context, and equal answers (case-insensitive) ad
 
 from __future__ import annotations
 
-import types
 from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
@@ -74,9 +73,6 @@ class QuestionAnsweringPipeline(Pipeline):
             )
 
     def _resolve(self, params: Dict[str, Any], explicit: Mapping[str, Any]) -> Dict[str, Any]:
-        if isinstance(params["top_k"], (int, np.integer)) and not isinstance(params["top_k"], bool):
-            if params["top_k"] < 1:
-                raise PipelineError(f"top_k parameter should be >= 1 (got {params['top_k']})")
         params["top_k"] = check_int("top_k", params["top_k"], 1)
         params["max_answer_len"] = check_int("max_answer_len", params["max_answer_len"], 1)
         max_seq_len = params["max_seq_len"]
@@ -101,7 +97,7 @@ class QuestionAnsweringPipeline(Pipeline):
             args = ()
         if args:
             inputs = args[0] if len(args) == 1 else list(args)
-            if is_stream(inputs) or isinstance(inputs, types.GeneratorType):
+            if is_stream(inputs):
                 return self._iterate(inputs, params, _from_dict)
             items = [_from_dict(inputs)] if isinstance(inputs, dict) else [_from_dict(x) for x in inputs]
         elif question is not None and context is not None:

@@ -101,7 +101,8 @@ class TokenClassificationPipeline(Pipeline):
             kwargs["is_split_into_words"] = True
         else:
             sentence = check_text("text", item)
-        if params["stride"] is not None:
+        windows = params["stride"] is not None  # a long text becomes overlapping rows (fast tokenizer only)
+        if windows:
             kwargs.update(return_overflowing_tokens=True, stride=params["stride"])
         enc = tokenizer(
             item,
@@ -110,22 +111,19 @@ class TokenClassificationPipeline(Pipeline):
             return_offsets_mapping=tokenizer.is_fast,
             **kwargs,
         )
-        rows = len(enc["input_ids"]) if params["stride"] is not None else None
-        features = []
-        for r in range(rows or 1):
-            pick = (lambda v: v) if rows is None else (lambda v, r=r: v[r])
-            features.append(
-                features_of(
-                    enc,
-                    row=r if rows is not None else None,
-                    sentence=sentence,
-                    special_tokens_mask=pick(enc["special_tokens_mask"]),
-                    offsets=pick(enc["offset_mapping"]) if tokenizer.is_fast else None,
-                    word_ids=enc.word_ids(r) if word_to_chars is not None else None,
-                    word_to_chars=word_to_chars,
-                )
+        row = (lambda values, r: values[r]) if windows else (lambda values, r: values)
+        return [
+            features_of(
+                enc,
+                row=r if windows else None,
+                sentence=sentence,
+                special_tokens_mask=row(enc["special_tokens_mask"], r),
+                offsets=row(enc["offset_mapping"], r) if tokenizer.is_fast else None,
+                word_ids=enc.word_ids(r) if word_to_chars is not None else None,
+                word_to_chars=word_to_chars,
             )
-        return features
+            for r in range(len(enc["input_ids"]) if windows else 1)
+        ]
 
     def select(self, feature: Mapping[str, Any], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return outputs["logits"]  # (tokens, num_labels)

@@ -12,7 +12,9 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
 
 from ..tasks import TASKS
 
@@ -246,3 +248,52 @@ def _check_number(
         lo = f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f" and {'<' if high_open else '<='} {high:g}"
         _bad(name, value, f"a finite number {lo}{hi}")
+
+
+def check_optimizer_settings(
+    *,
+    learning_rate: Any = None,
+    schedule: Optional[str] = None,
+    warmup_steps: Optional[int] = None,
+    total_steps: Optional[int] = None,
+    weight_decay: float,
+    max_grad_norm: float,
+    betas: Tuple[float, float],
+    eps: float,
+    gradient_accumulation_steps: int,
+) -> None:
+    """Refuse ``create_optimizer`` settings outside their range, naming the argument, its value and the range: one
+    wording for the three backends. Arguments left None are not checked (a Keras schedule object as learning rate).
+    """
+
+    def bad(name: str, value: Any, expected: str) -> None:
+        raise ValueError(f"create_optimizer: {name}={value!r} is invalid; expected {expected}")
+
+    def number(value: Any) -> bool:
+        return (
+            isinstance(value, (int, float, np.floating, np.integer))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+
+    def integer(value: Any, low: int) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+
+    if isinstance(learning_rate, (int, float)) and (not number(learning_rate) or learning_rate < 0):
+        bad("learning_rate", learning_rate, "a finite number >= 0")
+    if schedule is not None and schedule not in SCHEDULES:
+        bad("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
+    if total_steps is not None and not integer(total_steps, 1):
+        bad("total_steps", total_steps, "an integer >= 1")
+    if warmup_steps is not None and not integer(warmup_steps, 0):
+        bad("warmup_steps", warmup_steps, "an integer >= 0")
+    if not number(weight_decay) or weight_decay < 0:
+        bad("weight_decay", weight_decay, "a finite number >= 0")
+    if not number(max_grad_norm) or max_grad_norm < 0:
+        bad("max_grad_norm", max_grad_norm, "a finite number >= 0 (0: no clipping)")
+    if len(tuple(betas)) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
+        bad("betas", betas, "two finite numbers >= 0 and < 1")
+    if not number(eps) or eps < 0:
+        bad("eps", eps, "a finite number >= 0")
+    if not integer(gradient_accumulation_steps, 1):
+        bad("gradient_accumulation_steps", gradient_accumulation_steps, "an integer >= 1")

@@ -125,7 +125,7 @@ def _check_rng_state(rng_state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarra
         array = np.asarray(value)
         if array.dtype.kind not in "iub":
             raise ValueError(f"RNG state {key!r} has dtype {array.dtype}; expected integer arrays (nothing is pickled)")
-        out[key] = np.ascontiguousarray(array)
+        out[key] = np.require(array, requirements="C")  # keeps 0-d arrays 0-d
     return out
 
 

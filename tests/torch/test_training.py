@@ -385,3 +385,30 @@ def test_trainer_trains_writes_its_outputs_and_resumes_exactly(tmp_path, tokeniz
         np.testing.assert_array_equal(resumed.model.canonical_weights()[name], value, err_msg=name)
     evals = [[r for r in read_log(tmp_path / run / "log.jsonl") if "eval_loss" in r] for run in ("whole", "resumed")]
     assert evals[1] == [evals[0][-1]]  # the resumed run's only evaluation (step 6) is the uninterrupted one's
+
+
+def test_bert_train_and_evaluate_run_the_torch_trainer(tmp_path, tokenizer):
+    """``bert train`` / ``bert evaluate`` (bert_core.training.run) with --backend torch, end to end."""
+    from bert_core.training import run
+
+    start = tmp_path / "start"
+    BertForSequenceClassification(tiny_config(vocab_size=len(tokenizer.vocab)), seed=0).save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    common = dict(task="text-classification", backend="torch", max_length=16, quiet=True)
+    args = _args(
+        tmp_path / "out",
+        model=str(start),
+        train_file=str(_sentiment(tmp_path / "train.jsonl", 22, 0)),
+        eval_file=str(_sentiment(tmp_path / "eval.jsonl", 8, 1)),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        config_overrides={"hidden_dropout_prob": 0.0},
+        **common,
+    )
+    metrics = run.train(args)
+    assert metrics["global_step"] == 6 and set(metrics) >= {"eval_accuracy", "eval_f1", "eval_mcc", "eval_loss"}
+    trained = BertForSequenceClassification.from_pretrained(tmp_path / "out")
+    assert trained.config.id2label == {0: "neg", 1: "pos"} and trained.config.hidden_dropout_prob == 0.0
+    # evaluation only: an empty training set, the trained model's label set
+    again = run.evaluate(_args(tmp_path / "eval", model=str(tmp_path / "out"), eval_file=args.eval_file, **common))
+    assert again == pytest.approx({k: v for k, v in metrics.items() if k.startswith("eval_")})

@@ -17,7 +17,7 @@ import numpy as np
 
 from bert_core.checkpoint import load_head_weights, save_pretrained
 from bert_core.config import BertConfig
-from bert_core.init import complete_weights
+from bert_core.init import complete_weights, init_weights
 from bert_core.weights import stored_weights
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -43,38 +43,58 @@ def _scale_head(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 
 
 def make_checkpoint(
-    directory: Path, head: str, minilm_dir: Path, *, seed: int = 0, layers: int = LAYERS, **config_overrides
+    directory: Path,
+    head: str,
+    minilm_dir: Path,
+    *,
+    seed: int = 0,
+    layers: int = LAYERS,
+    tiny: bool = False,
+    **config_overrides,
 ) -> Path:
     """A ``head`` checkpoint in ``directory``: MiniLM's first ``layers`` layers, a seeded random head (scaled), and
-    MiniLM's tokenizer files."""
+    MiniLM's tokenizer files. ``tiny``: a random body instead (hidden 32, 2 layers; for behaviour tests, where
+    speed matters more than well-separated scores)."""
     directory = Path(directory)
-    config, body = minilm_body(minilm_dir, layers)
-    config = config.copy(**config_overrides)
-    prefix = "" if head == "BertModel" else "bert."
-    table = stored_weights(config, head)
-    weights = {prefix + k: v for k, v in body.items() if prefix + k in table}  # heads but one have no pooler
-    weights = complete_weights(weights, config, head, seed)
+    if tiny:
+        config = BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=512,
+            **config_overrides,
+        )
+        weights = init_weights(config, head, seed)
+    else:
+        config, body = minilm_body(minilm_dir, layers)
+        config = config.copy(**config_overrides)
+        prefix = "" if head == "BertModel" else "bert."
+        table = stored_weights(config, head)
+        weights = {prefix + k: v for k, v in body.items() if prefix + k in table}  # heads but one have no pooler
+        weights = complete_weights(weights, config, head, seed)
     save_pretrained(directory, config, _scale_head(dict(weights)), architecture=head)
     for name in TOKENIZER_FILES:
         shutil.copy(Path(minilm_dir) / name, directory / name)
     return directory
 
 
-def make_all(root: Path, minilm_dir: Path) -> Dict[str, Path]:
+def make_all(root: Path, minilm_dir: Path, tiny: bool = False) -> Dict[str, Path]:
     """One checkpoint per task. Sequence-level heads read [CLS] after all six layers (after two, [CLS] is still
-    nearly the same vector for every input); token-level heads are fine on two."""
+    nearly the same vector for every input); token-level heads are fine on two. ``tiny``: random tiny bodies."""
     root = Path(root)
     return {
-        "fill-mask": make_checkpoint(root / "mlm", "BertForMaskedLM", minilm_dir, seed=1),
+        "fill-mask": make_checkpoint(root / "mlm", "BertForMaskedLM", minilm_dir, tiny=tiny, seed=1),
         "text-classification": make_checkpoint(
-            root / "sst", "BertForSequenceClassification", minilm_dir, seed=2, layers=6, id2label=SST_LABELS
+            root / "sst", "BertForSequenceClassification", minilm_dir, tiny=tiny, seed=2, layers=6, id2label=SST_LABELS
         ),
         "token-classification": make_checkpoint(
-            root / "ner", "BertForTokenClassification", minilm_dir, seed=3, id2label=NER_LABELS
+            root / "ner", "BertForTokenClassification", minilm_dir, tiny=tiny, seed=3, id2label=NER_LABELS
         ),
-        "question-answering": make_checkpoint(root / "qa", "BertForQuestionAnswering", minilm_dir, seed=4),
-        "feature-extraction": make_checkpoint(root / "base", "BertModel", minilm_dir, seed=5),
+        "question-answering": make_checkpoint(root / "qa", "BertForQuestionAnswering", minilm_dir, tiny=tiny, seed=4),
+        "feature-extraction": make_checkpoint(root / "base", "BertModel", minilm_dir, tiny=tiny, seed=5),
         "zero-shot-classification": make_checkpoint(
-            root / "nli", "BertForSequenceClassification", minilm_dir, seed=6, layers=6, id2label=NLI_LABELS
+            root / "nli", "BertForSequenceClassification", minilm_dir, tiny=tiny, seed=6, layers=6, id2label=NLI_LABELS
         ),
     }
