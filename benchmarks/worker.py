@@ -31,6 +31,7 @@ from .workloads import (
     pad_to_longest_batches,
     time_interleaved,
     train_flops,
+    windows_interleaved,
 )
 
 
@@ -222,6 +223,108 @@ def train_workload(spec, result, ckpt: str, config: BertConfig, batch: int, leng
     return res
 
 
+def train_loop_workload(spec, result, ckpt: str) -> Dict[str, Any]:
+    """(g): our Trainer vs HF's loop of the same framework, examples/s over the steps after the warm-up."""
+    from . import train_loop as tl
+
+    framework, g = spec["framework"], spec["g"]
+    task, features, _ = tl.load_features(ckpt, g["data"], g["length"])
+    res: Dict[str, Any] = {
+        "batch": g["batch"],
+        "length": g["length"],
+        "warmup_steps": g["warmup_steps"],
+        "steps": g["steps"],
+        "n_features": len(features),
+        "feature_lengths": sorted({len(f["input_ids"]) for f in features}),
+        "checkpoint": ckpt,
+        "recipe": tl.RECIPE,
+        "hf_loop": {
+            "torch": "transformers.Trainer",
+            "tf": "TFBertForSequenceClassification.fit",
+            "flax": "jax.jit step",
+        }[framework],
+    }
+    contenders: Dict[str, Any] = {}
+    builders = []
+    if spec["ours"]:
+        builders.append(("ours", lambda: tl.ours(framework, ckpt, features, task, g)))
+    if spec["hf"]:
+        builders.append(("hf", lambda: tl.HF[framework](ckpt, features, g)))
+    for name, build in builders:
+        _log(framework, f"g {name}: load")
+        got = _guard(result, f"g/{name}", build)
+        if got is not None:
+            contenders[name] = got
+    runs = {name: run for name, (run, _) in contenders.items()}
+    timings = _guard(result, "g/timing", lambda: windows_interleaved(runs, g["repeats"])) or {}
+    examples = g["steps"] * g["batch"]
+    for name, timing in timings.items():
+        t = timing["median_s"]
+        res[name] = dict(
+            timing, examples_per_s=examples / t, steps_per_s=g["steps"] / t, train_losses=contenders[name][1]
+        )
+        _log(framework, f"g {name}: {res[name]['examples_per_s']:.2f} examples/s")
+    if framework == "torch":
+        import torch
+
+        res["torch_threads_after"] = torch.get_num_threads()
+    del contenders, runs
+    gc.collect()
+    return res
+
+
+def pipelines_workload(spec, result, ckpts: Dict[str, str]) -> Dict[str, Any]:
+    """(h): our pipelines vs HF's on one corpus, per task: texts/s of whole-corpus calls."""
+    from . import pipeline_bench as pb
+
+    framework, h = spec["framework"], spec["h"]
+    with open(h["corpus"], encoding="utf-8") as fh:
+        texts = json.load(fh)
+    if framework == "flax" and spec["hf"]:
+        fw.torch_setup(spec["threads"])  # HF has no Flax pipelines: its PyTorch one is the reference
+    res: Dict[str, Any] = {"n_texts": len(texts), "ours_batch_size": pb.OURS_BATCH_SIZE, "tasks": {}}
+    for task in h["tasks"]:
+        ckpt = ckpts["h_" + pb.CHECKPOINT[task]]
+        entry: Dict[str, Any] = {
+            "checkpoint": ckpt,
+            "real_tokens": pb.token_count(task, ckpt, texts),
+            "hf_framework": pb.HF_FRAMEWORK[framework],
+        }
+        fns, outs = {}, {}
+        if spec["ours"]:
+            _log(framework, f"h {task} ours: load + warm-up pass")
+            got = _guard(result, f"h/{task}/ours", lambda: (lambda p: (p, p(texts)))(pb.ours(framework, task, ckpt)))
+            if got is not None:
+                fns["ours"], outs["ours"] = got
+        if spec["hf"]:
+            _log(framework, f"h {task} hf: load + warm-up pass")
+
+            def build_hf():
+                default, batched = pb.hf(framework, task, ckpt)
+                return default, default(texts), batched, batched(texts) if batched is not None else None
+
+            got = _guard(result, f"h/{task}/hf", build_hf)
+            if got is not None:
+                fns["hf_default"], outs["hf_default"], batched, _ = got
+                if batched is not None:
+                    fns["hf_batched"] = batched
+        timings = (
+            _guard(result, f"h/{task}/timing", lambda: time_interleaved(_bind_calls(fns, texts), h["repeats"], 0)) or {}
+        )
+        for name, timing in timings.items():
+            t = timing["median_s"]
+            entry[name] = dict(timing, texts_per_s=len(texts) / t, tokens_per_s=entry["real_tokens"] / t)
+            _log(framework, f"h {task} {name}: {entry[name]['texts_per_s']:.1f} texts/s")
+        if "ours" in outs and "hf_default" in outs:
+            entry["ours_vs_hf_default_outputs"] = _guard(
+                result, f"h/{task}/compare", lambda: pb.compare(task, outs["ours"], outs["hf_default"])
+            )
+        res["tasks"][task] = entry
+        del fns, outs
+        gc.collect()
+    return res
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(open(argv[0]).read())
@@ -270,6 +373,10 @@ def main(argv=None) -> int:
     if "d" in work:
         ck = ckpts.get("d") or ckpts["a"]
         result["d"] = train_workload(spec, result, ck, BertConfig.from_pretrained(ck), *spec["d_shape"])
+    if "g" in work:
+        result["g"] = train_loop_workload(spec, result, ckpts["g"])
+    if "h" in work:
+        result["h"] = pipelines_workload(spec, result, ckpts)
     measure_peak("end")
     result["wall_s"] = time.perf_counter() - t0
     result["loadavg_at_end"] = os.getloadavg()

@@ -90,21 +90,7 @@ def train_flops(config: BertConfig, batch: int, length: int) -> float:
     return 3.0 * forward_flops(config, batch, length)
 
 
-def time_interleaved(
-    fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1
-) -> Dict[str, Dict[str, object]]:
-    """Median wall time of ``repeats`` calls of each callable after ``warmup`` untimed calls, run round-robin
-    (a, b, c, a, b, c, ...) so that load from other processes on a shared machine hits every contender alike; the
-    ratios are what count."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: Dict[str, list] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+def _timing_summary(times: Dict[str, List[float]]) -> Dict[str, Dict[str, object]]:
     return {
         k: {
             "median_s": float(np.median(v)),
@@ -114,6 +100,88 @@ def time_interleaved(
         }
         for k, v in times.items()
     }
+
+
+def time_interleaved(
+    fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> Dict[str, Dict[str, object]]:
+    """Median wall time of ``repeats`` calls of each callable after ``warmup`` untimed calls, run round-robin
+    (a, b, c, a, b, c, ...) so that load from other processes on a shared machine hits every contender alike; the
+    ratios are what count."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return _timing_summary(times)
+
+
+def windows_interleaved(fns: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, Dict[str, object]]:
+    """Like :func:`time_interleaved` for callables that time themselves: each call returns the seconds of its own
+    measured window (e.g. the steps of a training run after its warm-up steps), run round-robin, median reported."""
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(float(fn()))
+    return _timing_summary(times)
+
+
+class StepClock:
+    """``perf_counter`` at the end of each training step (``tick``); :meth:`window` gives the seconds of ``steps``
+    steps after the first ``warmup`` ones (the end of step ``warmup`` to the end of step ``warmup + steps``)."""
+
+    def __init__(self) -> None:
+        self.ends: List[float] = []
+
+    def tick(self) -> None:
+        self.ends.append(time.perf_counter())
+
+    def window(self, warmup: int, steps: int) -> float:
+        if warmup < 1 or len(self.ends) < warmup + steps:
+            raise RuntimeError(
+                f"the step clock saw {len(self.ends)} steps; the window needs warmup >= 1 and {warmup + steps} steps"
+            )
+        return self.ends[warmup + steps - 1] - self.ends[warmup - 1]
+
+
+# ------------------------------------------------------------------------------------------------- text corpora
+def vocabulary_words(model_dir) -> List[str]:
+    """The whole words of a WordPiece ``vocab.txt`` (no ``##`` pieces, no ``[...]`` specials), in vocabulary order
+    (BERT vocabularies are roughly frequency-ordered)."""
+    from pathlib import Path
+
+    lines = (Path(model_dir) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return [w for w in lines if w.isalpha() and not w.startswith("##") and len(w) > 1] or [
+        w for w in lines if w and not w.startswith(("##", "["))
+    ]
+
+
+def make_texts(lengths: Sequence[int], tokenizer, words: Sequence[str], seed: int = 2) -> List[str]:
+    """Pseudo-prose (Zipf-distributed ``words``) whose encoding with ``tokenizer`` ([CLS] ... [SEP]) has about
+    ``lengths[i]`` tokens: never more, fewer only by the last word's pieces."""
+    rng = np.random.default_rng(seed)
+    vocab = np.asarray(words, dtype=object)
+    weights = 1.0 / np.arange(1, len(vocab) + 1)
+    stream = vocab[rng.choice(len(vocab), size=int(np.sum(lengths)) + 16, p=weights / weights.sum())]
+    unique = sorted(set(stream))
+    pieces = dict(zip(unique, (len(x) for x in tokenizer(list(unique), add_special_tokens=False)["input_ids"])))
+    texts, at = [], 0
+    for target in lengths:
+        budget, picked = int(target) - 3, []  # [CLS], [SEP] and the full stop
+        while at < len(stream) and (not picked or pieces[stream[at]] <= budget):
+            budget -= pieces[stream[at]]
+            picked.append(stream[at])
+            at += 1
+            if budget <= 0:
+                break
+        if rng.random() < 0.5:
+            picked[0] = picked[0].capitalize()
+        texts.append(" ".join(picked) + ".")
+    return texts
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -91,11 +91,21 @@ def test_quick_run_end_to_end(tmp_path):
     assert fw["a"]["ours_fp32"]["seq_per_s"] > 0 and fw["a"]["ours_bf16"]["cosine_vs_ours_fp32"] > 0.99
     assert fw["c"]["ours_bucketed"]["tokens_per_s"] > 0
     assert fw["d"]["ours"]["steps_per_s"] > 0
+    g = fw["g"]
+    assert g["ours"]["examples_per_s"] > 0 and g["ours"]["n"] == 1
+    assert g["feature_lengths"] == [g["length"]]  # every feature truncated to one shape
+    assert all(np.isfinite(g["ours"]["train_losses"]))
+    corpus = result["h_corpus"]
+    assert corpus["length_min"] < corpus["length_median"] < corpus["length_max"]  # a skewed corpus
+    for task, entry in fw["h"]["tasks"].items():
+        assert entry["ours"]["texts_per_s"] > 0, task
+    assert fw["h"]["tasks"]["text-classification"]["real_tokens"] == corpus["tokens"]
     assert result["peak_flop_per_s"]["fp32"] > 0
     assert result["memory"] and "load_s" in result["memory"][0]
     assert "tokenizers" in result
     md = (tmp_path / "latest.md").read_text()
     assert "| target | measured | met |" in md and "(a) bert-base" in md
+    assert "(g) training loop" in md and "(h) pipelines" in md
     width, height = read_png_size(tmp_path / "latest.png")
     assert width > 100 and height > 100
 
