@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -75,6 +76,13 @@ class TrainingArguments:
         config_overrides: model config fields to set before building the head (``--set KEY=VALUE``).
         resume_from: a ``checkpoints/step-N`` directory, or an output directory (its latest checkpoint).
         quiet: no progress bar.
+        strategy: scale-out engine (see :mod:`bert_core.training.distributed`): torch "ddp" | "fsdp" (under
+            ``torchrun``), tf "mirrored" | "multi-worker" (``TF_CONFIG``), flax "mesh"; "none": one process.
+        mesh: flax ``--mesh data=D[,model=M]`` over the visible devices (implies strategy "mesh").
+        devices: how many devices to use (tf mirrored: logical CPU devices to create; flax: the first N devices);
+            None: all visible.
+        num_processes, process_id, coordinator: flax multi-process (``jax.distributed.initialize``): P processes,
+            this one's index, and the coordinator's ``HOST:PORT``.
     """
 
     output_dir: str
@@ -118,6 +126,12 @@ class TrainingArguments:
     config_overrides: Dict[str, Any] = field(default_factory=dict)
     resume_from: Optional[str] = None
     quiet: bool = False
+    strategy: str = "none"
+    mesh: Optional[str] = None
+    devices: Optional[int] = None
+    num_processes: int = 1
+    process_id: int = 0
+    coordinator: Optional[str] = None
 
     # ------------------------------------------------------------------------------------------- validation
 
@@ -179,7 +193,32 @@ class TrainingArguments:
             _bad("greater_is_better", self.greater_is_better, "True, False or None")
         if not isinstance(self.config_overrides, Mapping) or not all(isinstance(k, str) for k in self.config_overrides):
             _bad("config_overrides", self.config_overrides, "a dict of config field names to values")
+        self._validate_scale_out()
         return self
+
+    def _validate_scale_out(self) -> None:
+        from .distributed import check_strategy, parse_mesh
+
+        if self.mesh is not None:
+            parse_mesh(self.mesh)
+            if self.strategy == "none":
+                self.strategy = "mesh"
+        check_strategy(self.backend, self.strategy)
+        if self.strategy == "mesh" and self.mesh is None:
+            _bad("mesh", self.mesh, "a mesh such as data=2 with strategy mesh")
+        if self.devices is not None:
+            _check_int(self, "devices", low=1)
+        _check_int(self, "num_processes", low=1)
+        _check_int(self, "process_id", low=0, high=self.num_processes - 1)
+        if self.num_processes > 1:
+            if self.backend is not None and self.backend != "flax":
+                _bad(
+                    "num_processes",
+                    self.num_processes,
+                    "1 for torch (launch with torchrun) and tf (TF_CONFIG); several processes are flax's option",
+                )
+            if not isinstance(self.coordinator, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", self.coordinator):
+                _bad("coordinator", self.coordinator, "HOST:PORT of process 0 when num_processes > 1")
 
     # ------------------------------------------------------------------------------------------ serialisation
 

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, List, Optional
 
 from .args import SCHEDULES, TASK_NAMES, TrainingArguments
+from .distributed import ALL_STRATEGIES
 
 
 def _positive_int(text: str) -> int:
@@ -71,6 +72,18 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
     t.add_argument("--eval-every", dest="eval_steps", type=int, default=0, help="steps; 0: each epoch (default)")
     t.add_argument("--save-every", dest="save_steps", type=int, default=0, help="steps; 0: each epoch (default)")
     t.add_argument("--resume", dest="resume_from", help="a checkpoints/step-N directory or an output directory")
+    scale = t.add_argument_group("scale-out (see README: Scaling out)")
+    scale.add_argument(
+        "--strategy",
+        choices=ALL_STRATEGIES,
+        default="none",
+        help="torch: ddp|fsdp (under torchrun); tf: mirrored|multi-worker (TF_CONFIG); flax: mesh (default none)",
+    )
+    scale.add_argument("--mesh", help="flax: data=D[,model=M] over the devices (implies --strategy mesh)")
+    scale.add_argument("--devices", type=_positive_int, help="tf mirrored: logical CPU devices; flax: first N devices")
+    scale.add_argument("--num-processes", type=_positive_int, default=1, help="flax multi-process: P processes")
+    scale.add_argument("--process-id", type=int, default=0, help="flax multi-process: this process's index")
+    scale.add_argument("--coordinator", help="flax multi-process: HOST:PORT of process 0")
     t.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser(

@@ -17,6 +17,7 @@ the task's post-processing and metrics), :class:`Checkpointer` (save, best track
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import numpy as np
 from ..io_utils import atomic_write_text
 from . import order, schedules
 from .args import TrainingArguments
+from .distributed import World, shard_step
 from .order import Position
 from .state import (
     CHECKPOINTS_DIR,
@@ -87,16 +89,20 @@ class LogWriter:
     Args:
         output_dir: the run's output directory.
         quiet: no progress bar.
+        enabled: False on the workers other than rank 0 of a distributed run: they write nothing.
     """
 
-    def __init__(self, output_dir: os.PathLike, quiet: bool = False) -> None:
+    def __init__(self, output_dir: os.PathLike, quiet: bool = False, enabled: bool = True) -> None:
         self.path = Path(output_dir) / LOG_NAME
-        self.quiet = quiet
+        self.quiet = quiet or not enabled
+        self.enabled = enabled
         self._bar = None
 
     def start(self, total_steps: int, initial_step: int = 0, resume: bool = False) -> None:
         """Open the log: a fresh run starts it empty; a resumed one keeps the records up to ``initial_step`` (those
         written after the checkpoint are dropped: the resumed run writes them again). Opens the progress bar."""
+        if not self.enabled:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_log(self.path) if r.get("step", 0) <= initial_step] if resume else []
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
@@ -108,6 +114,8 @@ class LogWriter:
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Append one record (numpy scalars converted)."""
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(_jsonable(dict(record))) + "\n")
 
@@ -252,12 +260,14 @@ class Checkpointer:
         args: TrainingArguments,
         metric_name: Optional[str] = None,
         greater_is_better: bool = True,
+        writes: bool = True,
     ) -> None:
         self.output_dir, self.args = Path(output_dir), args
         self.metric_name, self.greater_is_better = metric_name, greater_is_better
         self.best_metric: Optional[float] = None
         self.best_step: Optional[int] = None
-        clear_leftovers(self.output_dir)
+        if writes:  # only the writing worker: another's cleanup could remove a stage being written
+            clear_leftovers(self.output_dir)
 
     def is_better(self, value: float) -> bool:
         if value is None or not math.isfinite(value):
@@ -269,6 +279,16 @@ class Checkpointer:
     def restore(self, state: TrainerState) -> None:
         """Take the best checkpoint so far from a resumed checkpoint's state."""
         self.best_metric, self.best_step = state.best_metric, state.best_step
+
+    def _best_after(self, step: int, metrics: Optional[Mapping[str, float]]) -> Tuple[Optional[float], Optional[int]]:
+        value = None if metrics is None or self.metric_name is None else metrics.get(self.metric_name)
+        if value is not None and self.is_better(float(value)):
+            return float(value), int(step)
+        return self.best_metric, self.best_step
+
+    def track(self, step: int, metrics: Optional[Mapping[str, float]] = None) -> None:
+        """Update the best checkpoint as :meth:`save` would, without writing (the workers that do not write)."""
+        self.best_metric, self.best_step = self._best_after(step, metrics)
 
     def save(
         self,
@@ -282,10 +302,7 @@ class Checkpointer:
     ) -> Path:
         """Write checkpoint ``step`` (the data position of the next micro-batch, the eval ``metrics`` of this step if
         any), update the best, and delete checkpoints beyond ``save_total_limit`` (never the best)."""
-        best_metric, best_step = self.best_metric, self.best_step
-        value = None if metrics is None or self.metric_name is None else metrics.get(self.metric_name)
-        if value is not None and self.is_better(float(value)):
-            best_metric, best_step = float(value), int(step)
+        best_metric, best_step = self._best_after(step, metrics)
         state = TrainerState(
             global_step=int(step),
             epoch=int(position.epoch),
@@ -323,9 +340,11 @@ def finish(
     metrics: Mapping[str, Any],
     tokenizer: Any = None,
     metric_name: Optional[str] = None,
+    writer: Optional[Callable[[Path], Any]] = None,
 ) -> Dict[str, Any]:
     """Write the run's final outputs into ``args.output_dir``: the model (+ tokenizer) as a canonical checkpoint,
     ``metrics.json``, ``args.json`` and ``training.png`` (loss and ``metric_name`` over steps, from ``log.jsonl``).
+    ``writer`` (``directory -> None``) replaces ``model_writer(model, tokenizer)``, e.g. for gathered shards.
 
     Returns:
         ``metrics`` as written (plain JSON types).
@@ -333,7 +352,7 @@ def finish(
     from .plot import plot_training
 
     out = Path(args.output_dir)
-    model_writer(model, tokenizer)(out)
+    (writer or model_writer(model, tokenizer))(out)
     metrics = _jsonable(dict(metrics))
     atomic_write_text(out / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / ARGS_NAME, args.to_json())
@@ -401,16 +420,22 @@ class TrainLoop:
         tokenizer: Any = None,
     ) -> None:
         self.backend, self.task, self.args = backend, task, args.validate()
+        self.world: World = getattr(backend, "world", None) or World()
+        # The data order is the one of a single process whose micro-batch is the global one (see distributed).
+        data_parallel = int(getattr(backend, "data_parallel_size", None) or self.world.size)
+        self.order_args = dataclasses.replace(
+            args, per_device_train_batch_size=args.per_device_train_batch_size * data_parallel
+        )
         self.train_features = list(train_features or [])
         self.eval_features = list(eval_features) if eval_features else None
         self.eval_examples = eval_examples
         self.tokenizer = tokenizer
-        self.total_steps = order.total_steps(args, len(self.train_features))
+        self.total_steps = order.total_steps(self.order_args, len(self.train_features))
         self.steps_per_epoch = order.steps_per_epoch(
-            len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
+            len(self.train_features), self.order_args.per_device_train_batch_size, args.gradient_accumulation_steps
         )
         self.metric_name, self.greater_is_better = best_metric_name(args, task)
-        self.log = LogWriter(args.output_dir, args.quiet)
+        self.log = LogWriter(args.output_dir, args.quiet, enabled=self.world.is_main)
         self.global_step = 0
         self.position = Position(0, 0)
         self._loop: Dict[str, float] = {"log_loss_sum": 0.0, "log_steps": 0, "total_loss_sum": 0.0}
@@ -425,7 +450,7 @@ class TrainLoop:
         return [len(f["input_ids"]) for f in self.train_features]
 
     def collate_step(self, position: Position, micro_batches: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
-        """The collated micro-batches of one optimizer step (MLM masks from ``order.batch_rng``)."""
+        """The collated (global) micro-batches of one optimizer step (MLM masks from ``order.batch_rng``)."""
         return [
             self.task.collate(
                 [self.train_features[i] for i in indices],
@@ -440,24 +465,41 @@ class TrainLoop:
             raise ValueError("no eval data: pass eval_features (bert train/evaluate --eval FILE)")
         return Evaluator(self.task, self.eval_features, self.eval_examples, self.args, self.backend.eval_step)()
 
-    def save_checkpoint(self, metrics: Optional[Mapping[str, float]] = None) -> Path:
-        """Checkpoint the state after the last completed step."""
-        return self.checkpointer.save(
-            self.global_step,
-            self.position,
-            model_writer(self.backend.model, self.tokenizer),
-            self.backend.optimizer_state(),
-            self.backend.rng_state(),
-            metrics,
-            self._loop,
-        )
+    def _writer(self, step: int) -> Callable[[Path], Any]:
+        # Called on every worker: a sharded backend gathers (or writes its shards) here, collectively.
+        hook = getattr(self.backend, "checkpoint_writer", None)
+        if hook is not None:
+            return hook(self.tokenizer, Path(self.args.output_dir), step)
+        return model_writer(self.backend.model, self.tokenizer)
+
+    def _barrier(self) -> None:
+        if self.world.size > 1:
+            self.backend.barrier()
+
+    def save_checkpoint(self, metrics: Optional[Mapping[str, float]] = None) -> Optional[Path]:
+        """Checkpoint the state after the last completed step (written by rank 0; every worker takes part)."""
+        writer = self._writer(self.global_step)
+        optimizer_state, rng_state = self.backend.optimizer_state(), self.backend.rng_state()
+        path = None
+        if self.world.is_main:
+            path = self.checkpointer.save(
+                self.global_step, self.position, writer, optimizer_state, rng_state, metrics, self._loop
+            )
+        else:  # the best-checkpoint bookkeeping stays the same on every worker
+            self.checkpointer.track(self.global_step, metrics)
+        self._barrier()
+        return path
 
     def _resume(self) -> None:
         where = resolve_resume(self.args.resume_from)
         optimizer_state, rng_state, state = load_checkpoint(where)
-        check_resume(state, self.args, where)
-        load_model_weights(where, self.backend.model)
-        self.backend.load_optimizer_state(optimizer_state)
+        check_resume(state, self.order_args, where)
+        restore = getattr(self.backend, "restore_checkpoint", None)
+        if restore is not None:
+            restore(where)
+        else:
+            load_model_weights(where, self.backend.model)
+            self.backend.load_optimizer_state(optimizer_state)
         self.backend.load_rng_state(rng_state)
         self.checkpointer.restore(state)
         self.global_step, self.position = state.global_step, Position(state.epoch, state.micro_index)
@@ -499,21 +541,29 @@ class TrainLoop:
         if not self.train_features:
             raise ValueError("training needs at least one training feature; the train file gave none")
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        self.checkpointer = Checkpointer(args.output_dir, args, self.metric_name, self.greater_is_better)
+        self.checkpointer = Checkpointer(
+            args.output_dir, self.order_args, self.metric_name, self.greater_is_better, writes=self.world.is_main
+        )
         if args.resume_from:
             self._resume()
         self.log.start(self.total_steps, self.global_step, resume=bool(args.resume_from))
-        micro_per_epoch = order.micro_batches_per_epoch(len(self.train_features), args.per_device_train_batch_size)
+        micro_per_epoch = order.micro_batches_per_epoch(
+            len(self.train_features), self.order_args.per_device_train_batch_size
+        )
         started, in_step, saved_step = time.perf_counter(), False, None
         log_examples, log_start = 0, time.perf_counter()
         try:
             with _Interrupt() as interrupt:
                 for position, micro_batches in order.iter_steps(
-                    len(self.train_features), args, self.position, self._lengths()
+                    len(self.train_features), self.order_args, self.position, self._lengths()
                 ):
                     batches = self.collate_step(position, micro_batches)
                     in_step = True
-                    loss, grad_norm = self.backend.train_step(batches)
+                    if self.world.size > 1:
+                        local, scales = shard_step(batches, self.world)
+                        loss, grad_norm = self.backend.train_step(local, loss_scales=scales)
+                    else:
+                        loss, grad_norm = self.backend.train_step(batches)
                     in_step = False
                     loss, grad_norm = float(loss), float(grad_norm)
                     learning_rate = schedules.learning_rate(self.global_step, args, self.total_steps)
@@ -545,7 +595,8 @@ class TrainLoop:
                 warnings.warn(
                     "interrupted inside a training step: no checkpoint saved (the step was incomplete)", stacklevel=2
                 )
-            elif saved_step != self.global_step and self.global_step > 0:
+            elif saved_step != self.global_step and self.global_step > 0 and self.world.size == 1:
+                # (a distributed run cannot save alone: its other workers may be gone; its last checkpoint stands)
                 path = self.save_checkpoint(self._last_eval if self._last_eval_step == self.global_step else None)
                 self.log.write(f"interrupted: checkpoint saved to {os.fspath(path)}")
             raise
@@ -562,4 +613,8 @@ class TrainLoop:
         }
         if self.checkpointer.best_step is not None:
             metrics.update(best_metric=self.checkpointer.best_metric, best_step=self.checkpointer.best_step)
-        return finish(args, self.backend.model, metrics, self.tokenizer, self.metric_name)
+        writer = self._writer(self.global_step)
+        if self.world.is_main:
+            metrics = finish(args, self.backend.model, metrics, self.tokenizer, self.metric_name, writer=writer)
+        self._barrier()
+        return _jsonable(metrics)
