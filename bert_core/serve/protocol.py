@@ -173,7 +173,7 @@ def _json_type(value: Any) -> str:
 def embed_plan(pipe: Any, body: Any, limits: Limits, all_tokens: bool = False) -> Plan:
     """``/embed`` (one vector per text) or ``/embed_all`` (``all_tokens``: every token's vector)."""
     route = "/embed_all" if all_tokens else "/embed"
-    optional = ("truncate", "truncation_direction") + (() if all_tokens else ("normalize",))
+    optional = (() if all_tokens else ("normalize",)) + ("truncate", "truncation_direction")
     body = check_fields(body, route, ("inputs",), optional)
     texts, _ = get_texts(body["inputs"], "inputs", limits)
     truncate = get_bool(body, "truncate", False)
