@@ -274,33 +274,28 @@ def test_predict_other_tasks_give_the_pipeline_result(clients, pipes, task, body
     assert status == 200 and out == pipes[task].to_json(call(pipes[task]))
 
 
+def pair_scores(pipe, query, texts, **options):
+    """Each (query, text)'s label -> score from the text-classification pipeline itself."""
+    results = pipe([{"text": query, "text_pair": t} for t in texts], top_k=None, **options)
+    return [{p["label"]: p["score"] for p in result} for result in results]
+
+
 def test_rerank(clients, pipes):
     texts = ["a cat", "a dog", "the weather is nice"]
-    for name in ("cross-encoder", "text-classification"):
+    for name, label in (("cross-encoder", "LABEL_0"), ("text-classification", "POS")):
         client, pipe = clients[name], pipes[name]
-        logits = (
-            np.stack(
-                [
-                    pipe([{"text": "pets", "text_pair": t}], top_k=None, function_to_apply="none")[0][0]["score"]
-                    for t in texts
-                ]
-            )
-            if name == "cross-encoder"
-            else None
-        )
         status, out = post(client, "/rerank", {"query": "pets", "texts": texts, "return_text": True})
         assert status == 200 and sorted(r["index"] for r in out) == [0, 1, 2]
         assert [r["score"] for r in out] == sorted((r["score"] for r in out), reverse=True)
         assert all(r["text"] == texts[r["index"]] for r in out)
+        # one logit: its sigmoid; two: the probability of label 1 -- what the pipeline's own scores say
+        want = [s[label] for s in pair_scores(pipe, "pets", texts)]
+        assert [r["score"] for r in out] == pytest.approx([want[r["index"]] for r in out], rel=1e-6)
         status, raw = post(client, "/rerank", {"query": "pets", "texts": texts, "raw_scores": True})
-        if logits is not None:  # one logit: sigmoid, raw_scores the logit itself
-            assert [r["score"] for r in raw] == pytest.approx(sorted(logits, reverse=True), rel=1e-6)
+        logits = [s[label] for s in pair_scores(pipe, "pets", texts, function_to_apply="none")]
+        assert [r["score"] for r in raw] == pytest.approx([logits[r["index"]] for r in raw], rel=1e-6)
+        if name == "cross-encoder":
             assert [r["score"] for r in out] == pytest.approx([1 / (1 + math.exp(-r["score"])) for r in raw])
-        else:  # two labels: the probability of label 1
-            probs = {r["index"]: r["score"] for r in out}
-            for i, t in enumerate(texts):
-                scores = {p["label"]: p["score"] for p in pipe({"text": "pets", "text_pair": t}, top_k=None)}
-                assert probs[i] == pytest.approx(scores["POS"], rel=1e-6)
     status, out = post(clients["nli"], "/rerank", {"query": "q", "texts": ["a"]})
     assert status == 400 and out["error_type"] == "Unsupported" and "this model has 3 labels" in out["error"]
 
