@@ -13,8 +13,8 @@ the model one process trains with the global batch. This file maps it onto torch
   float32 gradients); the optimizer is built after sharding, over the sharded parameters;
 - the logged loss is the global one (all-reduced); clipping uses the global gradient norm (DDP: the gradients are
   equal on every worker after the all-reduce; FSDP: ``clip_grad_norm_`` over DTensors reduces the shards' norms);
-- checkpoints: every worker writes its shards of the model and optimizer with ``torch.distributed.checkpoint`` (DCP)
-  into a hidden directory of ``OUTPUT_DIR/checkpoints/``; rank 0 moves it into the all-or-nothing checkpoint stage
+- checkpoints: every worker writes its shards of the model and AdamW moments with ``torch.distributed.checkpoint``
+  (DCP, as safetensors whose headers hold the offsets: no pickle) into a hidden directory of ``OUTPUT_DIR/checkpoints/``; rank 0 moves it into the all-or-nothing checkpoint stage
   as ``dcp/``, next to the canonical ``model.safetensors`` + ``optimizer.safetensors`` (gathered, written once), so a
   checkpoint loads anywhere (any backend, one process) and resumes sharded on any number of workers (DCP reshards).
   A checkpoint without ``dcp/`` (one process wrote it) resumes from the canonical files.
@@ -40,7 +40,14 @@ from bert_core.checkpoint import read_state_dict
 from bert_core.checkpoint import save_pretrained as save_canonical
 from bert_core.training.args import TrainingArguments
 from bert_core.training.distributed import LOSS_TERMS, World, check_world
-from bert_core.training.state import CHECKPOINTS_DIR, STEP_PREFIX, TRAINER_STATE_NAME, TrainerState, load_checkpoint
+from bert_core.training.state import (
+    CHECKPOINTS_DIR,
+    MOMENTS,
+    STEP_PREFIX,
+    TRAINER_STATE_NAME,
+    TrainerState,
+    load_checkpoint,
+)
 from bert_core.weights import normalize_state_dict
 
 from .modeling import BertPreTrainedModel, _cross_entropy
@@ -308,21 +315,43 @@ class DistributedBackend(LoopBackend):
 
     # checkpoints
 
+    def _sharded_state(self, step: int) -> Dict[str, torch.Tensor]:
+        """Model weights and AdamW moments as this worker holds them (FSDP: its DTensor shards; DDP: whole tensors),
+        keyed ``model/<canonical name>`` and ``<moment>/<canonical name>``: the tensors DCP saves and loads in place.
+        A parameter without optimizer state yet gets zero moments at update ``step``."""
+        tensors: Dict[str, torch.Tensor] = OrderedDict()
+        for name, param in self._params.items():
+            tensors[f"model/{name}"] = param
+        for name, param in self._params.items():
+            state = self.optimizer.state[param]
+            for moment in MOMENTS:
+                if moment not in state:
+                    state[moment] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["step"] = torch.tensor(float(step), dtype=torch.float32)
+            for moment in MOMENTS:
+                tensors[f"{moment}/{name}"] = state[moment]
+        return tensors
+
     def checkpoint_writer(self, tokenizer: Any, output_dir: Path, step: int) -> Callable[[Path], None]:
-        """Called on every worker: gathers the canonical weights and writes this worker's DCP shards into
-        ``OUTPUT_DIR/checkpoints/.step-N.dcp``. Returns rank 0's writer: canonical ``config.json`` +
-        ``model.safetensors`` (+ tokenizer) into the directory it is given and, for a checkpoint stage, the DCP
-        directory moved in as ``dcp/`` (for the final model it is dropped: the final directory is not resumed)."""
+        """Called on every worker: gathers the canonical weights and writes this worker's shards of the model and
+        optimizer with DCP into ``OUTPUT_DIR/checkpoints/.step-N.dcp``. Returns rank 0's writer: canonical
+        ``config.json`` + ``model.safetensors`` (+ tokenizer) into the directory it is given and, for a checkpoint
+        stage, the DCP directory moved in as ``dcp/`` (for the final model it is dropped: that one is not resumed).
+
+        DCP writes safetensors shards whose headers carry the offsets (``HuggingFaceStorageWriter``), not its default
+        pickled ``.metadata``: nothing pickled is ever loaded."""
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict
 
         weights = self.canonical_weights()
         shards = Path(output_dir) / CHECKPOINTS_DIR / f".{STEP_PREFIX}{int(step)}.dcp"
         if self.world.is_main and shards.exists():
             shutil.rmtree(shards)
         self.barrier()
-        model_state, optim_state = get_state_dict(self.model, self.optimizer)
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=os.fspath(shards))
+        with torch.no_grad():
+            dcp.save(
+                self._sharded_state(step),
+                storage_writer=dcp.HuggingFaceStorageWriter(os.fspath(shards), save_distributed=True),
+            )
         config, head = self.model.config, self.model.head_name
 
         def write(directory: Path) -> None:
@@ -338,21 +367,19 @@ class DistributedBackend(LoopBackend):
         return write
 
     def restore_checkpoint(self, directory: Path) -> None:
-        """Resume the model and optimizer from a checkpoint: its ``dcp/`` shards on this world's layout (DCP
-        reshards a checkpoint written by another number of workers), else the canonical files (one process wrote
-        it). Every worker calls it."""
+        """Resume the model and optimizer from a checkpoint: its ``dcp/`` shards loaded in place into this world's
+        layout (DCP reshards a checkpoint written by another number of workers), else the canonical files (one
+        process wrote it). Every worker calls it."""
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
         directory = Path(directory)
         shards = directory / DCP_DIR
         if shards.is_dir():
-            model_state, optim_state = get_state_dict(self.model, self.optimizer)
-            state = {"model": model_state, "optim": optim_state}
-            dcp.load(state, checkpoint_id=os.fspath(shards))
-            set_state_dict(self.model, self.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-            trainer_state = json.loads((directory / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
-            self._set_schedule_position(TrainerState.from_dict(trainer_state).global_step)
+            state = json.loads((directory / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+            step = TrainerState.from_dict(state, os.fspath(directory / TRAINER_STATE_NAME)).global_step
+            with torch.no_grad():
+                dcp.load(self._sharded_state(step), storage_reader=dcp.HuggingFaceStorageReader(os.fspath(shards)))
+            self._set_schedule_position(step)
         else:
             weights, _ = read_state_dict(directory)
             self.load_canonical_weights(normalize_state_dict(weights, self.model.head_name))
