@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from bert_torch.distributed import TORCHRUN_ENV  # noqa: F401 - the tests read it from here
+
 REPO = Path(__file__).resolve().parents[2]
 TASKS_DATA = REPO / "tests" / "data" / "tasks"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
