@@ -17,6 +17,7 @@ by its share of *rows*, which is wrong there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -189,8 +190,6 @@ def pipeline_replicas(context: Any) -> Tuple[List[int], int]:
 
 def scope(strategy: Any) -> Any:
     """``strategy.scope()``, or a no-op context for None."""
-    import contextlib
-
     return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
@@ -204,3 +203,25 @@ def in_scope(model: Any, strategy: Any) -> Any:
         twin = type(model)(model.config, seed=None)
         twin.load_canonical_weights(model.canonical_weights())
     return twin
+
+
+@contextlib.contextmanager
+def fit_scope(model: Any, strategy: Any) -> Iterator[None]:
+    """Where ``model.fit`` runs under ``strategy``: inside its scope, with the model's captured strategy hidden.
+
+    Keras 3 (3.15) ``fit`` first "symbolically builds" a model that captured a strategy, reducing one batch of
+    per-replica values with ``strategy.reduce``, which fails under ``MultiWorkerMirroredStrategy`` ("Attempt to
+    convert a value ({'input_ids': PerReplica...}) ... to a Tensor", keras-team/keras#20585). Our heads are built
+    already, so that step is not needed: with no captured strategy Keras skips it and takes the scope's strategy
+    for everything else (the distributed dataset, ``strategy.run``).
+    """
+    if strategy is None:
+        yield
+        return
+    captured = model._distribute_strategy
+    model._distribute_strategy = None
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        model._distribute_strategy = captured

@@ -1034,7 +1034,10 @@ def weighted_train_step(model: BertPreTrainedModel, data: Any) -> Dict[str, Any]
     model._loss_tracker.update_state(loss)
     grads = tape.gradient(scaled, model.trainable_weights)
     model.optimizer.apply_gradients(zip(grads, model.trainable_weights))
-    return model.compute_metrics(x, y, model._prediction(output))
+    metrics = model.compute_metrics(x, y, model._prediction(output))
+    # as (1,) tensors: Keras 3.15 reduces multi-worker step results with a MEAN over axis 0, which a scalar lacks
+    # ("Invalid reduction dimension 0", keras-team/keras#20585)
+    return {name: tf.reshape(value, [-1]) for name, value in metrics.items()}
 
 
 # --------------------------------------------------------------------------------------------------- loop backend
@@ -1294,15 +1297,16 @@ class Trainer:
 
                 callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=stop_on_interrupt))
                 if global_step < self.total_steps:
-                    self.model.fit(
-                        dataset,
-                        epochs=epochs,
-                        initial_epoch=position.epoch,
-                        steps_per_epoch=self.micro_batches_per_epoch,
-                        shuffle=False,  # the dataset is in the recipe's order already
-                        callbacks=callbacks,
-                        verbose=0,
-                    )
+                    with distributed.fit_scope(self.model, self.strategy):
+                        self.model.fit(
+                            dataset,
+                            epochs=epochs,
+                            initial_epoch=position.epoch,
+                            steps_per_epoch=self.micro_batches_per_epoch,
+                            shuffle=False,  # the dataset is in the recipe's order already
+                            callbacks=callbacks,
+                            verbose=0,
+                        )
         except KeyboardInterrupt:
             log.close()
             step = int(optimizer.iterations.numpy())
