@@ -29,8 +29,10 @@ from bert_core.training.distributed import IGNORE_INDEX, World, check_world, los
 #: The field of a collated batch that carries replica loss weights ``n_r / N`` per loss term (float32 (B_r,), the
 #: same value on every row): ``{"loss_weight/<term>": ...}`` travels as Keras' ``sample_weight``.
 WEIGHT_PREFIX = "loss_weight/"
-#: Seconds a collective op waits for a peer before failing (multi-worker: a killed worker ends the job).
+#: Seconds a collective op waits for a peer before failing (multi-worker: a killed worker ends the job instead of
+#: hanging it); the environment variable overrides it.
 COLLECTIVE_TIMEOUT_S = 60.0
+TIMEOUT_ENV = "BERT_TF_COLLECTIVE_TIMEOUT_S"
 
 _STRATEGY: Dict[str, Any] = {}
 
@@ -99,6 +101,20 @@ def cluster_world(tf_config: Optional[str] = None) -> World:
     return check_world(rank, len(chiefs) + len(workers))
 
 
+def collective_timeout() -> float:
+    """:data:`COLLECTIVE_TIMEOUT_S`, or ``$BERT_TF_COLLECTIVE_TIMEOUT_S`` (seconds > 0)."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return COLLECTIVE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} is invalid; expected a number of seconds > 0")
+    return value
+
+
 def strategy_for(args: Any) -> Any:
     """The ``tf.distribute.Strategy`` of ``args.strategy`` (created once per process: a multi-worker strategy
     must be the first thing TensorFlow does), or None for "none"."""
@@ -115,7 +131,7 @@ def strategy_for(args: Any) -> Any:
         cluster_world()  # a clear error before TensorFlow reads a bad TF_CONFIG
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING,
-            timeout_seconds=COLLECTIVE_TIMEOUT_S,
+            timeout_seconds=collective_timeout(),
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
