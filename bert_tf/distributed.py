@@ -135,7 +135,9 @@ def strategy_for(args: Any) -> Any:
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
-        raise ValueError(f"training argument strategy={name!r} is invalid for backend tf; expected mirrored, multi-worker")
+        raise ValueError(
+            f"training argument strategy={name!r} is invalid for backend tf; expected mirrored, multi-worker"
+        )
     _STRATEGY[name] = strategy
     return strategy
 
