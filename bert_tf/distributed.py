@@ -121,6 +121,13 @@ def strategy_for(args: Any) -> Any:
     name = args.strategy
     if name in (None, "none"):
         return None
+    if args.gradient_accumulation_steps != 1:
+        # AdamW's accumulate-or-update tf.cond would hold the gradient all-reduce, and tf.distribute refuses
+        # synchronisation inside control flow (merge_call in a cond branch)
+        raise ValueError(
+            f"training argument gradient_accumulation_steps={args.gradient_accumulation_steps} is not supported with "
+            f"strategy {name} on backend tf; expected 1 (raise --batch-size or the replica count instead)"
+        )
     if name in _STRATEGY:
         return _STRATEGY[name]
     tf = _tf()

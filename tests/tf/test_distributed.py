@@ -171,6 +171,17 @@ def test_cluster_world_reads_tf_config():
         cluster_world("")
 
 
+def test_gradient_accumulation_under_a_strategy_is_refused_before_tensorflow_starts():
+    from types import SimpleNamespace
+
+    from bert_tf.distributed import strategy_for
+
+    args = SimpleNamespace(strategy="mirrored", devices=2, gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2 is not supported with strategy mirrored"):
+        strategy_for(args)
+    assert strategy_for(SimpleNamespace(strategy="none", gradient_accumulation_steps=2)) is None
+
+
 # ------------------------------------------------------------------------------------------------ mirrored
 
 
