@@ -95,8 +95,8 @@ def export_model(model: nn.Module, out_dir: Path, fmt: str, *, opset: Optional[i
         path = out_dir / "model.pt2"
         if _is_quantized(model):
             raise ExportError(
-                "a torch.ao int8 model does not go to --to torch-export: its packed int8 weights are TorchScript "
-                "objects that torch.export.save pickles, and this library never loads pickled data; use --to onnx "
+                "--quantize int8 does not go to --to torch-export: torch.export cannot trace torch.ao's dynamic int8 "
+                "Linear (its packed weights are a TorchScript object without __obj_flatten__); use --to onnx "
                 "--quantize int8, or bert_torch.export.quantize_dynamic_int8(model) in-process"
             )
         names = json.dumps({"outputs": list(OUTPUT_NAMES[model.head_name])})
@@ -163,7 +163,9 @@ def _refuse_pickled(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
-                if name.endswith(".json") and b'"use_pickle": true' in archive.read(name).replace(b'":true', b'": true'):
+                if name.endswith(".json") and b'"use_pickle": true' in archive.read(name).replace(
+                    b'":true', b'": true'
+                ):
                     raise ExportError(f"{os.fspath(path)!r} holds pickled payloads ({name}); refusing to load it")
     except zipfile.BadZipFile:
         raise ExportError(f"{os.fspath(path)!r} is not a torch.export archive") from None
@@ -182,5 +184,6 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     _check_model(model)
     quantized = copy.deepcopy(model)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization points to torchao
+        # torch.ao.quantization is deprecated in favour of torchao (not installed); it still works in torch 2.13
+        warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
         return quantize_dynamic(quantized, {nn.Linear}, dtype=torch.qint8)

@@ -77,7 +77,9 @@ class OnnxRunner:
             raise ExportError(
                 f"the ONNX model takes inputs {self.input_names}; got unexpected {extra} / missing {missing}"
             )
-        feed = {name: np.ascontiguousarray(np.asarray(inputs[name]), dtype=dtype) for name, dtype in self._inputs.items()}
+        feed = {
+            name: np.ascontiguousarray(np.asarray(inputs[name]), dtype=dtype) for name, dtype in self._inputs.items()
+        }
         return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
 
 
@@ -104,8 +106,11 @@ def optimize_onnx(
 
 
 def quantize_onnx_int8(src: PathLike, dst: PathLike) -> Dict[str, object]:
-    """Dynamic int8 quantization of ``src`` into ``dst``: MatMul/Gemm weights stored as int8 (per tensor, symmetric
-    QInt8), activations quantized on the fly (onnxruntime ``quantize_dynamic``).
+    """Dynamic int8 quantization of ``src`` into ``dst``: MatMul/Gemm weights stored as int8 (symmetric QInt8, one
+    scale per output channel), activations quantized on the fly (onnxruntime ``quantize_dynamic``).
+
+    Per channel because one scale per tensor loses the small channels next to BERT's few outlier channels: on
+    MiniLM per-tensor scales leave a token-vector cosine of 0.93 with fp32, per-channel ones 0.99 (docs/export.md).
 
     Returns:
         what was done, for the manifest: ``{"method", "weight_type", "quantized_nodes"}``.
@@ -114,9 +119,20 @@ def quantize_onnx_int8(src: PathLike, dst: PathLike) -> Dict[str, object]:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(os.fspath(src), os.fspath(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(
+        os.fspath(src),
+        os.fspath(dst),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
     graph = onnx.load(os.fspath(dst), load_external_data=False).graph
     count = sum(1 for node in graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm"))
     if count == 0:
         raise ExportError(f"onnxruntime quantize_dynamic quantized no MatMul/Gemm in {os.fspath(src)!r}")
-    return {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8", "quantized_nodes": count}
+    return {
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "weight_type": "QInt8",
+        "per_channel": True,
+        "quantized_nodes": count,
+    }
