@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import zipfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional
 

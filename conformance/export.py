@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -212,3 +213,82 @@ def format_verify(report: Report) -> str:
         f"{len({r.case for r in report.rows})} cases ({report.seconds:.1f} s)"
     )
     return "\n".join(lines)
+
+
+#: runtime column of ``bert parity --runtimes`` -> the backend that exports it
+RUNTIME_BACKENDS: Dict[str, str] = {
+    "onnx": "torch",
+    "torch-export": "torch",
+    "savedmodel": "tf",
+    "tflite": "tf",
+    "stablehlo": "flax",
+}
+
+
+def parse_runtimes(text: Optional[str]) -> List[str]:
+    """``"onnx,tflite"`` -> ["onnx", "tflite"]; ValueError naming an unknown runtime or a backend that is missing."""
+    import importlib.util
+
+    from bert_core.backends import BACKENDS, check_installed
+
+    names = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"--runtimes expects a comma-separated list of {', '.join(RUNTIME_BACKENDS)}")
+    for name in names:
+        if name not in RUNTIME_BACKENDS:
+            raise ValueError(f"--runtimes: unknown runtime {name!r}; expected some of {', '.join(RUNTIME_BACKENDS)}")
+        backend = check_installed(RUNTIME_BACKENDS[name])
+        module = f"{BACKENDS[backend].package}.export"
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"--runtimes {name}: {module} is not available in this installation")
+    return list(dict.fromkeys(names))
+
+
+def add_runtime_columns(
+    report: Report,
+    checkpoint: Any,
+    runtimes: List[str],
+    *,
+    tolerance: Optional[Tolerance] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Report:
+    """``bert parity --runtimes``: export every head of ``report`` to each runtime (into a temporary directory) and
+    verify it against its backend (:func:`verify_export`), adding a ``<backend>~<runtime>`` column. A head a format
+    cannot carry by design (an :class:`ExportError`) is listed under the table, not failed."""
+    import tempfile
+
+    from bert_core.checkpoint import save_pretrained
+    from bert_core.export import export
+
+    from .cases import head_config
+    from .default import load_checkpoint_any
+
+    say = progress or (lambda msg: None)
+    start = time.perf_counter()
+    ckpt = load_checkpoint_any(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="bert-parity-runtimes-") as tmp, warnings.catch_warnings():
+        # the parity table already says which head weights are seeded; the exporters' loads would repeat it per cell
+        warnings.simplefilter("ignore", UserWarning)
+        dirs: Dict[int, Path] = {}
+        for runtime in runtimes:
+            backend = RUNTIME_BACKENDS[runtime]
+            for head in report.heads:
+                t0 = time.perf_counter()
+                config = head_config(ckpt.config, head)  # QA runs with 2 labels, as in the parity battery
+                if config.num_labels not in dirs:
+                    dirs[config.num_labels] = save_pretrained(
+                        Path(tmp) / f"labels{config.num_labels}", config, ckpt.state
+                    )
+                model_dir, out = dirs[config.num_labels], Path(tmp) / f"{runtime}-{head}"
+                try:
+                    export(model_dir, out, backend=backend, to=runtime, head=head)
+                except ExportError as err:
+                    report.notes.append(f"{runtime} cannot carry {head}: {err}")
+                    continue
+                except Exception as err:  # noqa: BLE001 - a failing export fails its cell, the others still run
+                    report.error("outputs", head, "export", f"{backend}~{runtime}", err)
+                    continue
+                verify_export(model_dir, out, tolerance=tolerance or report.tolerance, report=report)
+                say(f"{runtime} {head}: exported and verified ({time.perf_counter() - t0:.1f} s)")
+    report.seconds += time.perf_counter() - start
+    return report
