@@ -17,7 +17,9 @@ from conformance.export import verify_export
 
 pytest.importorskip("onnxruntime")
 # heads built from a pre-training checkpoint warn about their seeded classifier: expected here
-pytestmark = pytest.mark.filterwarnings("ignore:Some weights of:UserWarning", "ignore:Weights of the checkpoint:UserWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Some weights of:UserWarning", "ignore:Weights of the checkpoint:UserWarning"
+)
 
 
 @pytest.fixture(scope="module")
