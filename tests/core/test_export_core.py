@@ -72,8 +72,8 @@ def test_read_manifest_errors(tmp_path):
 
 
 def test_int8_judging_rule():
-    from conformance.export import export_cases, int8_comparisons
     from bert_core.config import tiny_config
+    from conformance.export import export_cases, int8_comparisons
 
     rng = np.random.default_rng(0)
     mask = np.ones((2, 6), np.int64)
