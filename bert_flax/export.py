@@ -183,7 +183,9 @@ def _export_onnx(model: BertPreTrainedModel, path: Path, opset: int) -> Path:
     try:
         from jax2onnx import to_onnx
     except ImportError:
-        raise ExportError("--to onnx with the flax backend needs jax2onnx: pip install 'multi-bert[export-flax]'") from None
+        raise ExportError(
+            "--to onnx with the flax backend needs jax2onnx: pip install 'multi-bert[export-flax]'"
+        ) from None
     spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape(_dims(model, "S").upper()), jnp.int32)
     quiet = logging.getLogger("onnx_ir")  # one "value type is not known" warning per shape constant
     level = quiet.level

@@ -31,9 +31,9 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .modeling import BertPreTrainedModel, keras, tf  # noqa: F401  (keras: the backend selected by bert_tf)
+from bert_core.export import INPUT_NAMES, ExportError
 
-from bert_core.export import INPUT_NAMES, ExportError  # noqa: E402
+from .modeling import BertPreTrainedModel, tf
 
 FORMATS = ("savedmodel", "onnx", "tflite")
 #: format -> dtype of the three inputs in the artifact
