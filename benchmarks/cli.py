@@ -12,6 +12,8 @@ plus a big-matmul peak in fp32 and bf16. Workloads:
   f  checkpoint load time and peak memory, one subprocess per backend
   g  the whole fine-tuning loop, data included: our Trainer vs HF Trainer / TF fit / a jitted Flax step, examples/s
   h  pipelines on a skewed-length corpus: ours (bucketed) vs transformers.pipeline, texts/s per task
+  i  export runtimes (a and b shapes): onnxruntime fp32 / optimized / int8 and torch.ao int8 vs our and HF torch fp32,
+     with accuracy deltas (benchmarks/export_bench.py)
 
 Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 """
@@ -548,6 +550,14 @@ def markdown(result: Dict[str, Any]) -> str:
                     f"{e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
                 )
         lines.append("")
+    if "export" in result:
+        from .export_bench import markdown_lines
+
+        lines += (
+            markdown_lines(result["export"])
+            if "error" not in result["export"]
+            else ["## (i) Export runtimes", "", f"error: {result['export']['error'][:300]}", ""]
+        )
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for c in result["checks"]:
         met = "—" if c["met"] is None else ("yes" if c["met"] else "**no**")
@@ -676,7 +686,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bert bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny config, tiny inputs, one repeat (tests, CI)")
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
-    p.add_argument("--workloads", default="abcdefgh", help="letters of the workloads to run (default abcdefgh)")
+    p.add_argument("--workloads", default="abcdefghi", help="letters of the workloads to run (default abcdefghi)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
     p.add_argument(
         "--threads",
@@ -754,6 +764,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             for fw in installed:
                 for impl in ["ours"] + ([] if args.no_hf else ["hf"]):
                     result["memory"].append(run_memory(fw, impl, ckpts["a"], args.threads, args.python, args.timeout))
+        if "i" in args.workloads and "torch" in installed:
+            print("== export runtimes", file=sys.stderr, flush=True)
+            from . import export_bench
+
+            try:
+                result["export"] = export_bench.run(
+                    ckpts, args.quick, args.threads, args.repeats or (1 if args.quick else 5), not args.no_hf
+                )
+            except Exception as err:  # noqa: BLE001
+                result["export"] = {"error": f"{type(err).__name__}: {err}"}
     result["wall_s"] = time.perf_counter() - start
     summarize(result)
     out = Path(args.out_dir)

@@ -37,6 +37,7 @@ DELEGATED = {
     "bench": ("benchmarks.cli", "speed and memory against the reference"),
     "train": ("bert_core.training.cli", "fine-tune or pre-train a model (one recipe in torch, tf and flax)"),
     "evaluate": ("bert_core.training.cli", "evaluate a trained model on a task's eval file"),
+    "export": ("bert_core.export.cli", "export to ONNX / torch.export / SavedModel / TFLite / StableHLO, verified"),
 }
 
 

@@ -106,11 +106,12 @@ def _check_parity_flags(args: argparse.Namespace) -> bool:
         ("--train-steps", args.train_steps is not None, user),
         ("--golden-backend", args.golden_backend is not None, args.save_golden is None),
         ("--max-length", args.max_length is not None, args.inputs is None),
+        ("--runtimes", args.runtimes is not None, user),
     )
     wrong = [flag for flag, given, misplaced in pairs if given and misplaced]
     if wrong:
         raise ValueError(
-            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain/--train-steps are for the built-in "
+            f"{', '.join(wrong)} do(es) not apply here: --no-grads/--no-chain/--train-steps/--runtimes are for the built-in "
             "battery, --golden-backend goes with --save-golden, --max-length with --inputs"
         )
     return user
@@ -121,6 +122,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     user = _check_parity_flags(args)
     tolerance = parse_tolerance(args.tolerance) if args.tolerance is not None else None
+    runtimes = None
+    if args.runtimes is not None:
+        from .export import parse_runtimes
+
+        runtimes = parse_runtimes(args.runtimes)
     extra = {}
     if user:
         extra = dict(
@@ -141,6 +147,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
         train_steps=args.train_steps or 0,
         **extra,
     )
+    if runtimes:
+        from .export import add_runtime_columns
+
+        add_runtime_columns(report, args.checkpoint, runtimes, tolerance=tolerance, progress=_progress(args.quiet))
     print(report.format_table())
     _write_reports(args, report)
     return 0 if report.passed else 1
@@ -238,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also training parity: N steps of AdamW (warmup, decay, clipping, accumulation; dropout off) in every "
         "backend from the checkpoint, on synthetic data through the tasks of the selected heads (default: "
         "sequence classification and MLM); compares step losses, gradient norms and weight updates",
+    )
+    p.add_argument(
+        "--runtimes",
+        metavar="LIST",
+        help="also export every head to these runtimes (onnx, torch-export: torch; savedmodel, tflite: tf; stablehlo: "
+        "flax) and verify each against its backend: one more column per runtime",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_parity)
