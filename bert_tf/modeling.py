@@ -276,16 +276,16 @@ def _extended_attention_mask(config: BertConfig, attention_mask, seq_len, past_l
 
     A decoder's rank-2 mask is combined with the causal mask: query i sits at absolute position P + i and sees keys
     0..P+i."""
+    # expand_dims, not ``mask[:, None, None, :]``: the new-axis StridedSlice has no TFLite builtin kernel
     mask = tf.cast(attention_mask, dtype)
     if mask.shape.rank == 3:
-        mask = mask[:, None, :, :]
+        mask = tf.expand_dims(mask, 1)
     elif mask.shape.rank == 2:
+        mask = tf.expand_dims(tf.expand_dims(mask, 1), 1)  # (B, 1, 1, K)
         if config.is_decoder:
-            key_len = _shape_list(mask)[1]
-            causal = tf.range(key_len)[None, :] <= tf.range(seq_len)[:, None] + past_length  # (S, K)
-            mask = tf.cast(causal, dtype)[None, None, :, :] * mask[:, None, None, :]
-        else:
-            mask = mask[:, None, None, :]
+            key_len = _shape_list(mask)[3]
+            causal = tf.expand_dims(tf.range(key_len), 0) <= tf.expand_dims(tf.range(seq_len) + past_length, 1)
+            mask = tf.cast(causal, dtype) * mask  # (S, K) * (B, 1, 1, K)
     return (1.0 - mask) * dtype.min
 
 
