@@ -176,6 +176,7 @@ class MeshBackend(LoopBackend):
         self._place_variables(self.model)  # the reseeded dropout keys
         self._place_variables(self.optimizer)
         model_sh, optimizer_sh = self._shardings(self.model), self._shardings(self.optimizer)
+        self._written_step: Optional[int] = None
         self._steps: Dict[bool, Tuple[Callable, Callable]] = {}
         for sharded in (True, False):
             batch_sh = NamedSharding(mesh, P("data")) if sharded else self._replicated
@@ -299,21 +300,26 @@ class MeshBackend(LoopBackend):
 
         weights = self.canonical_weights()
         staged = Path(output_dir).absolute() / CHECKPOINTS_DIR / f".{STEP_PREFIX}{int(step)}.orbax"
-        if self.world.is_main and staged.exists():
-            shutil.rmtree(staged)
-        self.barrier()
-        with ocp.StandardCheckpointer() as checkpointer:
-            checkpointer.save(staged, self._sharded_state())
-            checkpointer.wait_until_finished()
+        # the loop asks again for the same step only for the final model, which gets no orbax state (the same call
+        # order on every process, so all of them skip the collective save together)
+        sharded = step != self._written_step
+        self._written_step = step
+        if sharded:
+            if self.world.is_main and staged.exists():
+                shutil.rmtree(staged)
+            self.barrier()
+            with ocp.StandardCheckpointer() as checkpointer:
+                checkpointer.save(staged, self._sharded_state())
+                checkpointer.wait_until_finished()
         model = self.model
 
         def write(directory: Path) -> None:
             save_pretrained(directory, model.config, weights, architecture=model.head_name)
             if tokenizer is not None:
                 tokenizer.save_pretrained(directory)
-            if Path(directory).absolute().parent == staged.parent:  # a checkpoint's staging directory
+            if sharded and Path(directory).absolute().parent == staged.parent:  # a checkpoint's staging directory
                 shutil.move(os.fspath(staged), os.fspath(Path(directory) / ORBAX_DIR))
-            else:
+            elif sharded:
                 shutil.rmtree(staged, ignore_errors=True)
 
         return write
