@@ -47,12 +47,14 @@ def test_every_head_weight_gets_a_rule_and_only_the_model_axis_splits():
 
 
 def test_backend_layout_transposes_kernels():
-    spec = stored_weights(tiny_config(), "BertModel")[LAYER.replace("3", "1") + "attention.self.query.weight"]
+    spec = stored_weights(tiny_config(), "BertForSequenceClassification")[
+        LAYER.replace("3", "1") + "attention.self.query.weight"
+    ]
     assert backend_partition(spec, "torch") == ("model", None)
     assert backend_partition(spec, "flax") == (None, "model")  # flax kernels are (in, out)
-    out = stored_weights(tiny_config(), "BertModel")["bert.encoder.layer.1.output.dense.weight"]
+    out = stored_weights(tiny_config(), "BertForSequenceClassification")["bert.encoder.layer.1.output.dense.weight"]
     assert backend_partition(out, "flax") == ("model", None)
-    bias = stored_weights(tiny_config(), "BertModel")["bert.encoder.layer.1.output.dense.bias"]
+    bias = stored_weights(tiny_config(), "BertForSequenceClassification")["bert.encoder.layer.1.output.dense.bias"]
     assert backend_partition(bias, "flax") == (None,)  # padded to the rank: replicated
 
 
