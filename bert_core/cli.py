@@ -37,6 +37,7 @@ DELEGATED = {
     "bench": ("benchmarks.cli", "speed and memory against the reference"),
     "train": ("bert_core.training.cli", "fine-tune or pre-train a model (one recipe in torch, tf and flax)"),
     "evaluate": ("bert_core.training.cli", "evaluate a trained model on a task's eval file"),
+    "serve": ("bert_core.serve.cli", "serve a task pipeline over HTTP (TEI-style /embed /predict /rerank, batching)"),
 }
 
 

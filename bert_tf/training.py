@@ -21,6 +21,8 @@ Optimizer moments leave and enter in canonical names and PyTorch layout (``exp_a
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 import time
@@ -47,7 +49,8 @@ from bert_core.training.loop import (
 from bert_core.training.state import check_resume, load_checkpoint, load_model_weights, resolve_resume
 from bert_core.weights import from_backend_array, to_backend_array
 
-from .modeling import BertPreTrainedModel, keras, tf
+from . import distributed
+from .modeling import BertPreTrainedModel, _cross_entropy, keras, tf
 
 #: Keys of the optimizer state: ``exp_avg/<canonical name>``, ``exp_avg_sq/<canonical name>`` and ``step``.
 MOMENTS = ("exp_avg", "exp_avg_sq")
@@ -268,12 +271,15 @@ class AdamW(keras.optimizers.Optimizer):
         gradient tape, before ``apply``; gradients are then those of ``loss / n``, summed over the update.
         """
         loss = super().scale_loss(loss)
-        if self.accumulation == 1:
-            self._loss_sum.assign_add(tf.cast(loss, tf.float32))
-            return loss
-        size, _ = self._step_shape(self._iterations)
-        scaled = loss / tf.cast(size, loss.dtype)
-        self._loss_sum.assign_add(tf.cast(scaled, tf.float32))
+        scaled = loss
+        if self.accumulation > 1:
+            size, _ = self._step_shape(self._iterations)
+            scaled = loss / tf.cast(size, loss.dtype)
+        total = tf.cast(scaled, tf.float32)
+        context = _replica_context()
+        if context is not None:  # each replica holds its weighted part of the global mean: their sum is the loss
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        self._loss_sum.assign_add(total)
         return scaled
 
     def _backend_apply_gradients(self, grads, trainable_variables):
@@ -297,6 +303,10 @@ class AdamW(keras.optimizers.Optimizer):
         tf.cond(ends, update, accumulate)
 
     def _update(self, grads: List[tf.Tensor], trainable_variables: List[Any]) -> None:
+        context = _replica_context()
+        if context is not None:
+            # the global gradient first (a SUM of the replicas' weighted parts): the norm and clipping are global
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         # torch clip_grad_norm_: the norm of the per-tensor norms, in float32
         norm = tf.norm(tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads]))
         self._grad_norm.assign(norm)
@@ -313,7 +323,13 @@ class AdamW(keras.optimizers.Optimizer):
             1.0 - lr * self.weight_decay,  # decoupled decay factor
         )
         self._scalars = tuple(tf.cast(x, tf.float32) for x in scalars)
-        self._backend_update_step(grads, trainable_variables, self.learning_rate)
+        if context is None:
+            self._backend_update_step(grads, trainable_variables, self.learning_rate)
+        else:  # Keras' _backend_update_step would all-reduce the gradients a second time
+            pairs = [(g, v.value if isinstance(v, keras.Variable) else v) for g, v in zip(grads, trainable_variables)]
+            tf.__internal__.distribute.interim.maybe_merge_call(
+                self._distributed_tf_update_step, self._distribution_strategy, pairs, self.learning_rate
+            )
         self._updates.assign_add(1)
         self._step_loss.assign(self._loss_sum)
         self._loss_sum.assign(0.0)
@@ -350,6 +366,13 @@ class AdamW(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def _replica_context() -> Optional[Any]:
+    """The replica context of a ``tf.distribute`` step over more than one replica, else None (one replica: the
+    gradients and loss are the global ones already)."""
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
 def _is_int(value: Any, low: int) -> bool:
@@ -602,6 +625,7 @@ def prepare_tf_dataset(
     start: Optional[order.Position] = None,
     lengths: Optional[Sequence[int]] = None,
     group_by_length: bool = False,
+    replicas: Optional[Tuple[Sequence[int], int]] = None,
 ) -> "tf.data.Dataset":
     """``tf.data`` micro-batches of ``features`` in the recipe's order, collated by the task's numpy ``collate``.
 
@@ -619,6 +643,9 @@ def prepare_tf_dataset(
         epochs: number of epochs (the last is ``epochs - 1``).
         start: the first micro-batch ``(epoch, micro_index)`` (a resumed run).
         lengths, group_by_length: HF-style length grouping (``epoch_order``).
+        replicas: ``(ids, W)`` for a ``tf.distribute`` input pipeline: ``batch_size`` is the global micro-batch, and
+            each one is yielded as the shards of replicas ``ids`` in turn (``bert_tf.distributed.replica_batches``),
+            as ``(x, y, loss weights)``; None: whole micro-batches.
 
     Returns:
         a dataset of ``(x, y)``: ``x`` the model inputs, ``y`` the labels (``labels`` alone as one tensor, several
@@ -644,11 +671,22 @@ def prepare_tf_dataset(
                 yield epoch, i, indices[i * batch_size : (i + 1) * batch_size]
             epoch, index = epoch + 1, 0
 
+    def shards(arrays: Dict[str, np.ndarray]) -> Iterator[Dict[str, np.ndarray]]:
+        if replicas is None:
+            yield arrays
+        else:
+            yield from distributed.replica_batches(arrays, replicas[0], replicas[1])
+
+    def element(arrays: Dict[str, np.ndarray]) -> Tuple[Any, ...]:
+        arrays, weights = distributed.split_weights(arrays)
+        x, y = _split_labels(arrays)
+        if replicas is not None:
+            return x, y, weights
+        return (x,) if y is None else (x, y)
+
     first = batch(0, 0, np.arange(min(batch_size, n)))
     dtypes = {k: np.asarray(v).dtype for k, v in first.items()}
-    x0, y0 = _split_labels(first)
-
-    x_spec, y_spec = _relaxed_specs((x0, y0))
+    signature = _relaxed_specs(element(next(shards(first))))
 
     def generate():
         for epoch, index, indices in micro_batches():
@@ -658,11 +696,10 @@ def prepare_tf_dataset(
                     f"collate returned keys {sorted(arrays)} for micro-batch {index} of epoch {epoch}; "
                     f"the first micro-batch had {sorted(dtypes)}"
                 )
-            x, y = _split_labels({k: np.asarray(v, dtypes[k]) for k, v in arrays.items()})
-            yield (x,) if y is None else (x, y)
+            for shard in shards({k: np.asarray(v, dtypes[k]) for k, v in arrays.items()}):
+                yield element(shard)
 
-    signature = (x_spec,) if y_spec is None else (x_spec, y_spec)
-    count = max(0, (epochs - start.epoch) * micro - start.micro_index)
+    count = max(0, (epochs - start.epoch) * micro - start.micro_index) * (1 if replicas is None else len(replicas[0]))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)
 
@@ -909,6 +946,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         tokenizer: saved with each checkpoint when given.
         eval_callback: the run's :class:`EvalCallback` (its metrics pick the best), or None.
         train_log: the run's :class:`TrainLog` (its running sums), or None.
+        writes: False on the workers other than rank 0 of a multi-worker run (they only track the best).
     """
 
     def __init__(
@@ -918,9 +956,11 @@ class CheckpointCallback(keras.callbacks.Callback):
         tokenizer: Any = None,
         eval_callback: Optional[EvalCallback] = None,
         train_log: Optional[TrainLog] = None,
+        writes: bool = True,
     ) -> None:
         super().__init__()
         self.checkpointer, self.save_steps, self.tokenizer = checkpointer, int(save_steps), tokenizer
+        self.writes = writes
         self.eval_callback, self.train_log = eval_callback, train_log
         self.saved_step: Optional[int] = None
         self._watch = _StepWatch()
@@ -933,6 +973,10 @@ class CheckpointCallback(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
         metrics = self.eval_callback.metrics_at(step) if self.eval_callback is not None else None
+        if not self.writes:  # a worker other than rank 0 keeps the best-checkpoint bookkeeping only
+            self.checkpointer.track(step, metrics)
+            self.saved_step = step
+            return None
         path = self.checkpointer.save(
             step,
             optimizer.position,
@@ -950,6 +994,50 @@ class CheckpointCallback(keras.callbacks.Callback):
         if self._watch.finished(optimizer):
             if _due(int(optimizer.iterations.numpy()), self.save_steps, optimizer.position.micro_index == 0):
                 self.save()
+
+
+# ------------------------------------------------------------------------------------------- distributed step
+
+
+def weighted_loss(model: BertPreTrainedModel, output: Mapping[str, Any], inputs: Mapping[str, Any], weights):
+    """A replica's part of the global mean loss: each loss term of the head times its weight ``n_r / N``
+    (``bert_tf.distributed.replica_batches``; ``weights`` maps the term's label field to float32 (B_r,), one value
+    repeated). Pre-training's two terms (masked LM + next sentence) are weighted apart. Returns float32 ()."""
+    loss = tf.cast(output["loss"], tf.float32)
+    if model.losses:
+        loss = loss + tf.add_n([tf.reduce_sum(extra) for extra in model.losses])
+
+    def weight(term: str):
+        return tf.cast(weights[term][0], tf.float32)
+
+    if "next_sentence_label" in weights:
+        nsp = _cross_entropy(output["seq_relationship_logits"], inputs["next_sentence_label"])
+        rest = loss - nsp
+        # weight 0 with a loss computed on a stand-in label: multiply_no_nan keeps an exact 0
+        return tf.math.multiply_no_nan(rest, weight("labels")) + tf.math.multiply_no_nan(
+            nsp, weight("next_sentence_label")
+        )
+    (term,) = weights
+    return loss * weight(term)
+
+
+def weighted_train_step(model: BertPreTrainedModel, data: Any) -> Dict[str, Any]:
+    """Keras ``train_step`` of one replica under a ``tf.distribute`` strategy: ``data`` is ``(x, y, loss weights)``
+    (:func:`prepare_tf_dataset` with ``replicas``); the loss is :func:`weighted_loss`, so the SUM of the replicas'
+    gradients that :class:`AdamW` takes is the gradient of the global micro-batch's mean loss."""
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    with tf.GradientTape() as tape:
+        inputs = model._labels_into_inputs(x, y)
+        output = model(inputs, training=True)
+        loss = weighted_loss(model, output, inputs, weights)
+        scaled = model.optimizer.scale_loss(loss)
+    model._loss_tracker.update_state(loss)
+    grads = tape.gradient(scaled, model.trainable_weights)
+    model.optimizer.apply_gradients(zip(grads, model.trainable_weights))
+    metrics = model.compute_metrics(x, y, model._prediction(output))
+    # as (1,) tensors: Keras 3.15 reduces multi-worker step results with a MEAN over axis 0, which a scalar lacks
+    # ("Invalid reduction dimension 0", keras-team/keras#20585)
+    return {name: tf.reshape(value, [-1]) for name, value in metrics.items()}
 
 
 # --------------------------------------------------------------------------------------------------- loop backend
@@ -1068,14 +1156,22 @@ class Trainer:
         eval_examples: Optional[Sequence[Mapping[str, Any]]] = None,
         tokenizer: Any = None,
     ) -> None:
-        self.model, self.args, self.task = model, args.validate(), task
+        self.args, self.task = args.validate(), task
         self.train_features = list(train_features)  # empty for an evaluation-only Trainer (bert evaluate)
         self.eval_features = list(eval_features) if eval_features else None
         self.eval_examples, self.tokenizer = eval_examples, tokenizer
-        self.total_steps = order.total_steps(args, len(self.train_features))
+        self.strategy = distributed.strategy_for(args) if self.train_features else None
+        self.world = distributed.world_of(self.strategy)
+        self.replicas = 1 if self.strategy is None else int(self.strategy.num_replicas_in_sync)
+        # the data order (and the checkpoints' batch size) is one process' with the global micro-batch
+        self.order_args = dataclasses.replace(
+            args, per_device_train_batch_size=args.per_device_train_batch_size * self.replicas
+        )
+        self.model = model if self.strategy is None else distributed.in_scope(model, self.strategy)
+        self.total_steps = order.total_steps(self.order_args, len(self.train_features))
         self._backend: Optional[LoopBackend] = None
         if args.bf16:
-            use_bf16(model)
+            use_bf16(self.model)
 
     @property
     def backend(self) -> LoopBackend:
@@ -1083,16 +1179,20 @@ class Trainer:
         if not self.train_features:
             raise ValueError("training needs at least one training feature; the train file gave none")
         if self._backend is None:
-            self._backend = LoopBackend(self.model, self.args, self.total_steps, len(self.train_features))
+            with distributed.scope(self.strategy):
+                self._backend = LoopBackend(self.model, self.order_args, self.total_steps, len(self.train_features))
+            if self.strategy is not None:
+                # Keras fit runs model.train_step on every replica
+                self.model.train_step = functools.partial(weighted_train_step, self.model)
         return self._backend
 
     @property
     def micro_batches_per_epoch(self) -> int:
-        return order.micro_batches_per_epoch(len(self.train_features), self.args.per_device_train_batch_size)
+        return order.micro_batches_per_epoch(len(self.train_features), self.order_args.per_device_train_batch_size)
 
     @property
     def steps_per_epoch(self) -> int:
-        args = self.args
+        args = self.order_args
         return order.steps_per_epoch(
             len(self.train_features), args.per_device_train_batch_size, args.gradient_accumulation_steps
         )
@@ -1115,7 +1215,7 @@ class Trainer:
     def _resume(self, checkpointer: Any) -> Tuple[order.Position, int, Dict[str, float]]:
         where = resolve_resume(self.args.resume_from)
         optimizer_state_, rng_state_, state = load_checkpoint(where)
-        check_resume(state, self.args, where)
+        check_resume(state, self.order_args, where)
         load_model_weights(where, self.model)
         self.backend.load_optimizer_state(optimizer_state_)
         self.backend.load_rng_state(rng_state_)
@@ -1136,18 +1236,19 @@ class Trainer:
         args = self.args
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         metric_name, greater = best_metric_name(args, self.task)
-        checkpointer = Checkpointer(args.output_dir, args, metric_name, greater)
+        main = self.world.is_main  # the others write nothing (multi-worker)
+        checkpointer = Checkpointer(args.output_dir, self.order_args, metric_name, greater, writes=main)
         backend = self.backend
         position, global_step, loop_state = order.Position(0, 0), 0, {}
         if args.resume_from:
             position, global_step, loop_state = self._resume(checkpointer)
-        log = LogWriter(args.output_dir, args.quiet)
+        log = LogWriter(args.output_dir, args.quiet, enabled=main)
         log.start(self.total_steps, global_step, resume=bool(args.resume_from))
         train_log = TrainLog(
             log,
             self.total_steps,
             len(self.train_features),
-            args.per_device_train_batch_size,
+            self.order_args.per_device_train_batch_size,
             args.gradient_accumulation_steps,
             args.logging_steps,
             loop_state,
@@ -1157,20 +1258,30 @@ class Trainer:
         if self.eval_features is not None:
             evaluator = EvalCallback(self._evaluator(), args.eval_steps, log, train_log)
             callbacks.append(evaluator)
-        saver = CheckpointCallback(checkpointer, args.save_steps, self.tokenizer, evaluator, train_log)
+        saver = CheckpointCallback(checkpointer, args.save_steps, self.tokenizer, evaluator, train_log, writes=main)
         callbacks.append(saver)
         epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        dataset = prepare_tf_dataset(
-            self.train_features,
-            self.task.collate,
-            args.per_device_train_batch_size,
-            args.shuffle,
-            args.seed,
-            epochs=epochs,
-            start=position,
-            lengths=self._lengths(),
-            group_by_length=args.group_by_length,
-        )
+
+        def dataset_for(replicas: Optional[Tuple[Sequence[int], int]] = None) -> "tf.data.Dataset":
+            return prepare_tf_dataset(
+                self.train_features,
+                self.task.collate,
+                self.order_args.per_device_train_batch_size,
+                args.shuffle,
+                args.seed,
+                epochs=epochs,
+                start=position,
+                lengths=self._lengths(),
+                group_by_length=args.group_by_length,
+                replicas=replicas,
+            )
+
+        if self.strategy is None:
+            dataset = dataset_for()
+        else:  # each input pipeline (worker) yields the shards of its replicas in turn
+            dataset = self.strategy.distribute_datasets_from_function(
+                lambda context: dataset_for(distributed.pipeline_replicas(context))
+            )
         started = time.perf_counter()
         optimizer = backend.optimizer
         try:
@@ -1186,15 +1297,16 @@ class Trainer:
 
                 callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_end=stop_on_interrupt))
                 if global_step < self.total_steps:
-                    self.model.fit(
-                        dataset,
-                        epochs=epochs,
-                        initial_epoch=position.epoch,
-                        steps_per_epoch=self.micro_batches_per_epoch,
-                        shuffle=False,  # the dataset is in the recipe's order already
-                        callbacks=callbacks,
-                        verbose=0,
-                    )
+                    with distributed.fit_scope(self.model, self.strategy):
+                        self.model.fit(
+                            dataset,
+                            epochs=epochs,
+                            initial_epoch=position.epoch,
+                            steps_per_epoch=self.micro_batches_per_epoch,
+                            shuffle=False,  # the dataset is in the recipe's order already
+                            callbacks=callbacks,
+                            verbose=0,
+                        )
         except KeyboardInterrupt:
             log.close()
             step = int(optimizer.iterations.numpy())
@@ -1203,7 +1315,8 @@ class Trainer:
                 warnings.warn(
                     "interrupted inside a training step: no checkpoint saved (the step was incomplete)", stacklevel=2
                 )
-            elif saver.saved_step != step and step > global_step:
+            elif saver.saved_step != step and step > global_step and self.world.size == 1:
+                # (a multi-worker run cannot save alone: its other workers may be gone; its last checkpoint stands)
                 path = saver.save()
                 log.write(f"interrupted: checkpoint saved to {os.fspath(path)}")
             raise
@@ -1222,6 +1335,8 @@ class Trainer:
         }
         if checkpointer.best_step is not None:
             metrics.update(best_metric=checkpointer.best_metric, best_step=checkpointer.best_step)
+        if not main:
+            return metrics
         return finish(args, self.model, metrics, self.tokenizer, metric_name)
 
     def _micro_after(self, step: int) -> int:
@@ -1229,3 +1344,8 @@ class Trainer:
         epoch, within = divmod(step, self.steps_per_epoch)
         k = self.args.gradient_accumulation_steps
         return epoch * self.micro_batches_per_epoch + min(within * k, self.micro_batches_per_epoch)
+
+
+def setup_distributed(args: Any) -> None:
+    """``bert_tf.distributed.setup_distributed``: what ``--strategy`` needs before the model is loaded."""
+    distributed.setup_distributed(args)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections import OrderedDict
+from types import SimpleNamespace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -25,6 +27,9 @@ from bert_core.training.state import MOMENTS, STEP_KEY
 from bert_core.weights import from_backend_array, to_backend_array
 
 from .modeling import BertPreTrainedModel
+
+#: ``--strategy`` values that run under torchrun (``bert_torch.distributed``).
+DISTRIBUTED_STRATEGIES = ("ddp", "fsdp")
 
 # ------------------------------------------------------------------------------------------------------- optimizer
 
@@ -263,7 +268,7 @@ class LoopBackend:
                 array = (
                     np.zeros(tuple(p.shape), np.float32)
                     if value is None
-                    else value.detach().to("cpu", torch.float32).numpy()
+                    else self._gather(value.detach()).to("cpu", torch.float32).numpy()
                 )
                 out[f"{moment}/{name}"] = from_backend_array(array, self._table[name], "torch").copy()
             if "step" in state:
@@ -299,15 +304,28 @@ class LoopBackend:
             entry = {"step": torch.tensor(step, dtype=torch.float32)}
             for moment in MOMENTS:
                 array = to_backend_array(np.asarray(state[f"{moment}/{name}"], np.float32), self._table[name], "torch")
-                entry[moment] = torch.from_numpy(np.array(array, np.float32))
+                entry[moment] = self._place(self._params[name], torch.from_numpy(np.array(array, np.float32)))
             loaded[indexed[name]] = entry
         # load_state_dict moves each tensor to its Parameter's device and dtype, as torch resumes do
         self.optimizer.load_state_dict({"state": loaded, "param_groups": current["param_groups"]})
+        self._set_schedule_position(int(step))
+
+    def _set_schedule_position(self, step: int) -> None:
         # the schedule resumes at update `step`: LambdaLR's position is its last_epoch
         self.scheduler.last_epoch = int(step)
         for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
             group["lr"] = base * factor(int(step))
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    # layout hooks: a sharded backend (bert_torch.distributed) gathers and shards here; one process keeps tensors as is
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The whole tensor behind ``tensor`` (a sharded backend gathers it, collectively)."""
+        return tensor
+
+    def _place(self, param: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (the whole value) laid out like ``param`` (a sharded backend keeps this worker's shard)."""
+        return tensor
 
     # RNG
 
@@ -359,8 +377,24 @@ class Trainer:
         tokenizer: Any = None,
     ) -> None:
         # the loop checks the arguments and the data and counts the steps; the backend's schedule needs that count
-        self.loop = TrainLoop(None, task, args, train_features, eval_features, eval_examples, tokenizer)
-        self.backend = LoopBackend(model, args, self.loop.total_steps)
+        if args.strategy in DISTRIBUTED_STRATEGIES:
+            from .distributed import DistributedBackend, init_distributed
+
+            # the loop reads the world (rank 0 writes; the data order is that of the global batch) as it starts
+            world, device = init_distributed(args.strategy)
+            self.loop = TrainLoop(
+                SimpleNamespace(world=world), task, args, train_features, eval_features, eval_examples, tokenizer
+            )
+            self.backend = DistributedBackend(model, args, self.loop.total_steps, world, device)
+        else:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise ValueError(
+                    f"training argument strategy={args.strategy!r} is invalid under torchrun with WORLD_SIZE="
+                    f"{os.environ['WORLD_SIZE']}: every process would train alone; expected one of "
+                    f"{', '.join(DISTRIBUTED_STRATEGIES)}"
+                )
+            self.loop = TrainLoop(None, task, args, train_features, eval_features, eval_examples, tokenizer)
+            self.backend = LoopBackend(model, args, self.loop.total_steps)
         self.loop.backend = self.backend
         self.model, self.args = model, args
 

@@ -164,8 +164,9 @@ def train(args: TrainingArguments) -> Dict[str, Any]:
     eval_examples = task.read(args.eval_file) if args.eval_file else None
     overrides = {**task.label_config(train_examples), **args.config_overrides}
     package, training = _backend_modules(backend)
-    if hasattr(training, "setup_distributed"):  # before the model touches a device (device counts, process groups)
-        training.setup_distributed(args)
+    setup = getattr(training, "setup_distributed", None)
+    if setup is not None and args.strategy != "none":
+        setup(args)  # before the model exists: devices and strategies (tf) must be set up before the first op
     model = load_model(package, task.head, model_dir, overrides, args, args.task)
     train_features = task.features(train_examples, tokenizer, args, training=True)
     eval_features = task.features(eval_examples, tokenizer, args, training=False) if eval_examples else None
