@@ -267,8 +267,10 @@ def create_optimizer(
 # ----------------------------------------------------------------------------------------------------------- steps
 
 
-@nnx.jit
-def _micro_step(model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Mapping[str, Any]) -> jax.Array:
+def micro_update(model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Mapping[str, Any]) -> jax.Array:
+    """Forward + backward of one micro-batch (dropout on) and ``optimizer.update``; to be jitted (``_micro_step``,
+    or ``bert_flax.distributed`` with mesh shardings). Returns the float32 () mean loss."""
+
     def loss_fn(m):
         return m(**batch, deterministic=False, return_dict=True).loss.astype(jnp.float32)
 
@@ -277,13 +279,17 @@ def _micro_step(model: BertPreTrainedModel, optimizer: nnx.Optimizer, batch: Map
     return loss
 
 
-@nnx.jit
-def _repeat_mean(model: BertPreTrainedModel, optimizer: nnx.Optimizer) -> None:
-    # MultiSteps' running mean as the next micro-gradient: acc + (acc - acc) / (n + 1) == acc, only the count moves
+def repeat_mean(model: BertPreTrainedModel, optimizer: nnx.Optimizer) -> None:
+    """Feed ``MultiSteps`` its running mean as the next micro-gradient (a short group's padding); to be jitted."""
+    # acc + (acc - acc) / (n + 1) == acc: only the count moves
     params = nnx.state(model, nnx.Param)
     mean = nnx.as_pure(optimizer.opt_state.acc_grads)
     grads = jax.tree.map(lambda p, m: p.replace(m), params, mean, is_leaf=lambda x: isinstance(x, nnx.Variable))
     optimizer.update(model, grads)
+
+
+_micro_step = nnx.jit(micro_update)
+_repeat_mean = nnx.jit(repeat_mean)
 
 
 def _find_states(tree: Any, kind: type) -> list:
@@ -311,15 +317,27 @@ def train_step(
         the averaged gradient before clipping. Optimizers not from :func:`create_optimizer` give NaN ``grad_norm``.
     """
     micro = [batch] if isinstance(batch, Mapping) else list(batch)
-    k = getattr(optimizer, "gradient_accumulation_steps", 1)
-    if not 1 <= len(micro) <= k:
-        raise ValueError(f"train_step got {len(micro)} micro-batches; expected 1 to gradient_accumulation_steps={k}")
     if check:
         for b in micro:
             check_batch(model, b)
-    losses = [_micro_step(model, optimizer, b) for b in micro]
+    return run_step(model, optimizer, micro, _micro_step, _repeat_mean)
+
+
+def run_step(
+    model: BertPreTrainedModel,
+    optimizer: nnx.Optimizer,
+    micro: Sequence[Any],
+    micro_step: Callable[..., jax.Array],
+    repeat: Callable[..., None],
+) -> Tuple[jax.Array, jax.Array]:
+    """:func:`train_step`'s body over already checked (and placed) micro-batches, with the jitted ``micro_step``
+    (:func:`micro_update`) and ``repeat`` (:func:`repeat_mean`) to use. Returns ``(loss, grad_norm)``."""
+    k = getattr(optimizer, "gradient_accumulation_steps", 1)
+    if not 1 <= len(micro) <= k:
+        raise ValueError(f"train_step got {len(micro)} micro-batches; expected 1 to gradient_accumulation_steps={k}")
+    losses = [micro_step(model, optimizer, b) for b in micro]
     for _ in range(k - len(micro)):
-        _repeat_mean(model, optimizer)
+        repeat(model, optimizer)
     loss = losses[0] if len(losses) == 1 else jnp.mean(jnp.stack(losses))
     recorded = _find_states(optimizer.opt_state, GradNormState)
     return loss, recorded[0].grad_norm[...] if recorded else jnp.asarray(jnp.nan, jnp.float32)
@@ -328,6 +346,12 @@ def train_step(
 @nnx.jit
 def _forward(model: BertPreTrainedModel, batch: Mapping[str, Any]):
     return model(**batch, deterministic=True, return_dict=True)
+
+
+def eval_step_outputs(model: BertPreTrainedModel, batch: Mapping[str, Any]) -> Dict[str, jax.Array]:
+    """The forward of :func:`eval_step` (dropout off) as ``{name: array}``, tuple outputs left out; to be jitted."""
+    output = model(**batch, deterministic=True, return_dict=True)
+    return {k: v for k, v in output.items() if isinstance(v, jax.Array)}
 
 
 def eval_step(model: BertPreTrainedModel, batch: Mapping[str, Any], *, check: bool = True) -> Dict[str, np.ndarray]:
@@ -434,6 +458,10 @@ class LoopBackend:
 
     # optimizer state in canonical names and layout
 
+    def _host(self, array: jax.Array) -> np.ndarray:
+        """``array`` as numpy (the mesh backend gathers arrays spread over processes: a collective)."""
+        return np.asarray(array)
+
     def _adam(self) -> optax.ScaleByAdamState:
         (adam,) = _find_states(self.optimizer.opt_state, optax.ScaleByAdamState)
         return adam
@@ -450,8 +478,8 @@ class LoopBackend:
         for moment, tree in zip(MOMENTS, (adam.mu, adam.nu)):
             for path, var in nnx.to_flat_state(tree):
                 spec = self._specs[_names(path)]
-                out[f"{moment}/{spec.name}"] = from_backend_array(np.asarray(var[...], np.float32), spec, "flax")
-        out[STEP_KEY] = np.asarray(int(adam.count[...]), np.int64)
+                out[f"{moment}/{spec.name}"] = from_backend_array(self._host(var[...]).astype(np.float32), spec, "flax")
+        out[STEP_KEY] = np.asarray(int(self._host(adam.count[...])), np.int64)
         return out
 
     def load_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None:
@@ -509,7 +537,7 @@ class LoopBackend:
             value = var.get_value()
             if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
                 value = jax.random.key_data(value)
-            out[name] = np.asarray(value)
+            out[name] = self._host(value)
         return out
 
     def load_rng_state(self, state: Mapping[str, np.ndarray]) -> None:
@@ -545,6 +573,14 @@ class LoopBackend:
 
 
 # ---------------------------------------------------------------------------------------------------------- trainer
+
+
+def setup_distributed(args: TrainingArguments) -> None:
+    """``bert_flax.distributed.setup``: prepare JAX for ``--mesh`` / several processes before any device is used
+    (``bert train`` calls it before loading the model)."""
+    from .distributed import setup
+
+    setup(args)
 
 
 def _with_training_dtypes(model: BertPreTrainedModel, bf16: bool) -> BertPreTrainedModel:
@@ -588,9 +624,21 @@ class Trainer:
         tokenizer: Any = None,
     ) -> None:
         # the loop checks the arguments and the data and counts the steps; the backend's schedule needs that count
-        self.loop = TrainLoop(None, task, args, train_features, eval_features, eval_examples, tokenizer)
         self.model, self.args = _with_training_dtypes(model, args.bf16), args
-        self.backend = LoopBackend(self.model, args, self.loop.total_steps)
+        if args.validate().strategy == "mesh":
+            from .distributed import MeshBackend, make_mesh
+
+            setup_distributed(args)
+            mesh = make_mesh(args.mesh, args.devices)
+            # the loop needs the data-parallel size to count the steps; the backend needs the count
+            placement = MeshBackend.placement(mesh)
+        else:
+            placement = None
+        self.loop = TrainLoop(placement, task, args, train_features, eval_features, eval_examples, tokenizer)
+        if placement is not None:
+            self.backend: LoopBackend = MeshBackend(self.model, args, self.loop.total_steps, mesh)
+        else:
+            self.backend = LoopBackend(self.model, args, self.loop.total_steps)
         self.loop.backend = self.backend
 
     def train(self) -> Dict[str, Any]:

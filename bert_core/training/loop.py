@@ -421,6 +421,8 @@ class TrainLoop:
     ) -> None:
         self.backend, self.task, self.args = backend, task, args.validate()
         self.world: World = getattr(backend, "world", None) or World()
+        # backend.global_batches: every worker's train_step takes the whole global micro-batches (a JAX program over
+        # one sharded global array takes its rows itself and needs no loss scales)
         # The data order is the one of a single process whose micro-batch is the global one (see distributed).
         data_parallel = int(getattr(backend, "data_parallel_size", None) or self.world.size)
         self.order_args = dataclasses.replace(
@@ -559,7 +561,7 @@ class TrainLoop:
                 ):
                     batches = self.collate_step(position, micro_batches)
                     in_step = True
-                    if self.world.size > 1:
+                    if self.world.size > 1 and not getattr(self.backend, "global_batches", False):
                         local, scales = shard_step(batches, self.world)
                         loss, grad_norm = self.backend.train_step(local, loss_scales=scales)
                     else:
