@@ -308,13 +308,19 @@ def export(
     fusions = None
     with tempfile.TemporaryDirectory(prefix="bert-export-") as work, staged_directory(out, replace=("*",)) as stage:
         say(f"writing {to} ({FORMAT_RUNTIMES[to]})")
-        module.export_model(model, stage, to, opset=opset)
         extra: Dict[str, Any] = {}
+        fusion_exporter = getattr(module, "FUSION_EXPORTER", None) if to == "onnx" and optimize else None
+        if fusion_exporter:  # the exporter whose graph onnxruntime's attention fusion recognises
+            module.export_model(model, stage, to, opset=opset, exporter=fusion_exporter)
+            extra["onnx_exporter"] = fusion_exporter
+        else:
+            module.export_model(model, stage, to, opset=opset)
         if to == "onnx" and (optimize or quantize):
             say("optimizing / quantizing with onnxruntime")
-            fusions, extra = _post_process_onnx(
+            fusions, post = _post_process_onnx(
                 stage / "model.onnx", config, optimize=optimize, quantize=quantize, workdir=Path(work)
             )
+            extra.update(post)
         for name in ("config.json",) + TOKENIZER_FILES:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, stage / name)

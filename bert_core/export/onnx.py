@@ -124,10 +124,15 @@ def quantize_onnx_int8(src: PathLike, dst: PathLike) -> Dict[str, object]:
         os.fspath(dst),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        op_types_to_quantize=["MatMul", "Gemm"],
+        # a fused graph (--optimize) holds the Q/K/V projections inside com.microsoft Attention nodes (-> QAttention);
+        # ONNX shape inference does not type that domain's outputs, hence the default tensor type
+        op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     graph = onnx.load(os.fspath(dst), load_external_data=False).graph
-    count = sum(1 for node in graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm"))
+    count = sum(
+        1 for node in graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm", "QAttention")
+    )
     if count == 0:
         raise ExportError(f"onnxruntime quantize_dynamic quantized no MatMul/Gemm in {os.fspath(src)!r}")
     return {

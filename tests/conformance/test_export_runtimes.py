@@ -4,7 +4,6 @@ runtime columns of ``bert parity --runtimes``."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -15,7 +14,7 @@ pytest.importorskip("torch")
 def test_minilm_onnx_fp32_optimized_int8(minilm_dir, tmp_path):
     from bert_core.config import BertConfig
     from bert_core.export import export
-    from bert_core.export.onnx import optimize_onnx, quantize_onnx_int8
+    from bert_core.export.onnx import quantize_onnx_int8
     from conformance.export import verify_export
 
     out = tmp_path / "minilm-onnx"
@@ -24,12 +23,16 @@ def test_minilm_onnx_fp32_optimized_int8(minilm_dir, tmp_path):
     assert fp32.passed, fp32.format_table()
     assert max(r.max_abs for r in fp32.rows) < 2e-5  # measured 4.5e-6 (bound 7.2e-5)
 
-    # the --optimize / --quantize steps of bert export, on a copy of the same graph
-    config = BertConfig.from_pretrained(minilm_dir)
+    # --optimize: the TorchScript-exported graph, whose attention onnxruntime fuses, held to the same fp32 policy
     optimized = tmp_path / "opt"
-    shutil.copytree(out, optimized)
-    fusions = optimize_onnx(out / "model.onnx", optimized / "model.onnx", num_heads=12, hidden_size=config.hidden_size)
-    assert fusions.get("SkipLayerNormalization") == 12 and fusions.get("BiasGelu") == 6
+    result = export(minilm_dir, optimized, backend="torch", to="onnx", head="BertModel", optimize=True)
+    layers = BertConfig.from_pretrained(minilm_dir).num_hidden_layers
+    assert result.fusions.get("Attention") == layers, result.fusions
+    assert result.fusions.get("SkipLayerNormalization") == 2 * layers and result.fusions.get("BiasGelu") == layers
+    assert result.manifest["onnx_exporter"] == "torchscript"
+    fused = verify_export(minilm_dir, optimized)
+    assert fused.passed, fused.format_table()
+    # --quantize int8 on the optimized graph
     quantize_onnx_int8(optimized / "model.onnx", optimized / "model.int8.onnx")
     (optimized / "model.int8.onnx").replace(optimized / "model.onnx")
     manifest = json.loads((optimized / "export.json").read_text())
