@@ -178,6 +178,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         tolerance=tolerance,
         progress=say,
         overwrite=args.overwrite,
+        tokenizer=args.tokenizer,
     )
     src = result.source
     print(f"converted {src.kind} source {src.path} ({src.head}, {len(src.weights)} tensors) -> {result.destination}")
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--overwrite", action="store_true", help="replace a non-empty destination directory as a whole")
     c.add_argument("--to", default="hf", choices=["hf", "savedmodel"], help="output format (default hf)")
+    c.add_argument("--tokenizer", help="take the tokenizer files from this directory (default: next to SRC)")
     c.add_argument("--backends", help="backends used by --verify (default: installed)")
     c.add_argument("--tolerance", help="rtol for --verify")
     c.add_argument("--json", help="write the --verify report here")

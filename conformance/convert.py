@@ -373,8 +373,12 @@ def convert(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     progress: Optional[Callable[[str], None]] = None,
     overwrite: bool = False,
+    tokenizer: Any = None,
 ) -> ConvertResult:
     """Convert ``src`` to a canonical HF directory ``dst`` (``to="savedmodel"``: a serving SavedModel instead).
+
+    ``tokenizer``: a directory whose tokenizer files (``vocab.txt``, ``tokenizer.json``, ...) replace the source's
+    (``model.save_pretrained`` writes none; the SavedModel's in-graph tokenizer needs ``vocab.txt``).
 
     ``verify_result``: for ``hf``, weights bit-equal and outputs equal on every backend; for ``savedmodel``, the
     reloaded SavedModel's outputs equal the tf model's on the same token ids. ``dst`` must be empty unless
@@ -385,6 +389,13 @@ def convert(
     dst = Path(dst)
     _check_destination(dst, overwrite)
     source = read_source(src)
+    if tokenizer is not None:
+        files = _tokenizer_files(Path(tokenizer))
+        if not files:
+            raise ConversionError(
+                f"--tokenizer {os.fspath(tokenizer)!r} holds none of the tokenizer files {', '.join(TOKENIZER_FILES)}"
+            )
+        source.tokenizer_files = files
     if to == "savedmodel":
         files = export_savedmodel(source, dst)
         result = ConvertResult(source, dst, files)
@@ -419,7 +430,10 @@ def export_savedmodel(source: Source, dst: Path) -> List[Path]:
         raise ConversionError(f"--to savedmodel: bert_tf.TFBertTokenizer is unavailable ({err})") from err
     vocab = next((f for f in source.tokenizer_files if f.name == "vocab.txt"), None)
     if vocab is None:
-        raise ConversionError("--to savedmodel needs vocab.txt next to the source checkpoint (the in-graph tokenizer)")
+        raise ConversionError(
+            "--to savedmodel needs vocab.txt (the in-graph tokenizer) next to the source checkpoint or in --tokenizer "
+            "DIR; model.save_pretrained writes no tokenizer files: save them with tokenizer.save_pretrained(DIR)"
+        )
     if source.head == "BertForMultipleChoice":
         raise ConversionError("--to savedmodel: BertForMultipleChoice takes (batch, choices) texts; not exported")
     tokenizer = tokenizer_cls.from_pretrained(

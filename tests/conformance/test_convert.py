@@ -267,15 +267,20 @@ def test_savedmodel_with_in_graph_tokenizer(ckpt, tmp_path, backend_status):
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "the", "cat", "sat", "##s"]
     vocab = words + [f"w{i}" for i in range(ckpt.config.vocab_size - len(words))]
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # weights as model.save_pretrained writes them (no tokenizer files); the vocabulary saved elsewhere
+    src, tok = tmp_path / "src", tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("\n".join(vocab) + "\n")
     head = "BertForSequenceClassification"
     weights = head_weights(ckpt, ckpt.config, head)
     from bert_core.checkpoint import save_pretrained
 
     save_pretrained(src, ckpt.config, weights, architecture=head)
-    result = convert(src, tmp_path / "serving", to="savedmodel", verify_result=True)
+    with pytest.raises(ConversionError, match=r"needs vocab.txt .* or in --tokenizer DIR.*tokenizer.save_pretrained"):
+        convert(src, tmp_path / "serving", to="savedmodel")
+    with pytest.raises(ConversionError, match="holds none of the tokenizer files"):
+        convert(src, tmp_path / "serving", to="savedmodel", tokenizer=tmp_path)
+    result = convert(src, tmp_path / "serving", to="savedmodel", verify_result=True, tokenizer=tok)
     assert result.report.passed and {r.pair for r in result.report.rows} == {"tf~savedmodel"}
     assert "tf~savedmodel" in result.report.format_table() and "logits" in {r.field for r in result.report.rows}
     served = tf.saved_model.load(str(result.destination)).signatures["serving_default"]
