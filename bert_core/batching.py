@@ -13,12 +13,39 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 
+def _cheapest_cuts(padded: Sequence[int], batch_size: int, max_tokens: Optional[int], call_cost: int) -> List[int]:
+    """Boundaries ``0 = c0 < c1 < ... = n`` of the contiguous batches of ``padded`` (padded lengths, longest first)
+    with the least total cost ``sum(call_cost + rows x first row's length)`` under the row and token limits.
+
+    Dynamic programming over the sorted rows (``O(n x batch_size)``): the greedy fill pads a whole batch to its
+    longest row, which on a CPU (cost linear in padded tokens) can cost more than the calls it saves; a single row
+    is always allowed, even past ``max_tokens``.
+    """
+    n = len(padded)
+    best = [0] + [None] * n
+    back = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end - 1, max(-1, end - 1 - batch_size), -1):
+            rows = end - start
+            tokens = rows * padded[start]
+            if rows > 1 and max_tokens is not None and tokens > max_tokens:
+                break  # longer rows only come earlier: the batch only grows
+            cost = best[start] + call_cost + tokens
+            if best[end] is None or cost < best[end]:
+                best[end], back[end] = cost, start
+    cuts = [n]
+    while cuts[-1] > 0:
+        cuts.append(back[cuts[-1]])
+    return cuts[::-1]
+
+
 def plan_batches(
     lengths: Sequence[int],
     *,
     batch_size: int = 32,
     max_tokens: Optional[int] = None,
     pad_to_multiple_of: int = 8,
+    call_cost_tokens: Optional[int] = None,
 ) -> List[np.ndarray]:
     """Group sequence indices into batches of similar length.
 
@@ -27,6 +54,10 @@ def plan_batches(
         batch_size: at most this many sequences per batch.
         max_tokens: optional budget on padded tokens per batch (batch rows x padded length).
         pad_to_multiple_of: padded length is rounded up to this.
+        call_cost_tokens: None fills batches greedily (longest first). Otherwise the cut that minimises
+            ``sum over batches of (call_cost_tokens + rows x padded length)``: the fixed cost of one model call, in
+            padded tokens, against the padding that joining rows of different lengths costs (see
+            :func:`_cheapest_cuts`).
 
     Returns:
         List of int64 index arrays, longest batches first; together they cover every index once.
@@ -35,10 +66,16 @@ def plan_batches(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if pad_to_multiple_of < 1:
         raise ValueError(f"pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+    if call_cost_tokens is not None and call_cost_tokens < 0:
+        raise ValueError(f"call_cost_tokens must be >= 0 or None, got {call_cost_tokens}")
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.ndim != 1 or (lengths.size and lengths.min() < 1):
         raise ValueError("lengths must be a 1-D sequence of positive ints")
     order = np.argsort(-lengths, kind="stable")
+    if call_cost_tokens is not None:
+        padded = [_round_up(int(lengths[i]), pad_to_multiple_of) for i in order]
+        cuts = _cheapest_cuts(padded, batch_size, max_tokens, call_cost_tokens)
+        return [np.asarray(order[a:b], dtype=np.int64) for a, b in zip(cuts, cuts[1:])]
     batches: List[np.ndarray] = []
     current: List[int] = []
     current_len = 0

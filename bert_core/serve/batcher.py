@@ -4,7 +4,8 @@ Each request hands over its features (token-id rows, already checked against the
 task gathers pending requests until ``max_wait_ms`` has passed since the first, or the pending rows fill
 ``max_batch_tokens`` (or ``max_batch_requests``), then runs them in ONE worker thread: the rows of all requests are
 sorted by length and cut into model calls of at most ``max_batch_tokens`` padded tokens (rows x longest row,
-``bert_core.batching.plan_batches``), and each request gets its own rows back. The event loop never blocks on the
+``bert_core.batching.plan_batches``; with ``call_cost_tokens`` the cut of least calls x cost + padded tokens, so a
+few long rows do not pad a call of short ones), and each request gets its own rows back. The event loop never blocks on the
 model; requests that arrive while a group runs form the next group (so under load batches fill without waiting).
 
 A model call that raises fails none of the requests in it by itself: every request with a row in a failed call is
@@ -41,6 +42,8 @@ class Batcher:
         max_batch_tokens: padded tokens (rows x padded length) per model call.
         max_wait_ms: how long the first pending request waits for others (0: only requests already queued join).
         max_batch_requests: requests per group (None: no limit besides the token budget).
+        call_cost_tokens: cut each group's sorted rows into the calls of least ``calls x call_cost_tokens + padded
+            tokens`` (None: fill calls greedily up to the budget).
         on_call: ``on_call(rows, padded_tokens)`` after every model call (metrics; called from the worker thread).
 
     Use inside a running event loop: ``await batcher.start()``, ``await batcher.submit(features)``, ``await
@@ -54,12 +57,14 @@ class Batcher:
         max_batch_tokens: int = 16384,
         max_wait_ms: float = 2.0,
         max_batch_requests: Optional[int] = None,
+        call_cost_tokens: Optional[int] = None,
         on_call: Optional[Callable[[int, int], None]] = None,
     ):
         self.pipe = pipe
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.max_batch_requests = max_batch_requests
+        self.call_cost_tokens = call_cost_tokens
         self.on_call = on_call
         self.multiple = pipe.runner.pad_to_multiple_of
         self._pending: Deque[_Pending] = collections.deque()
@@ -192,7 +197,11 @@ class Batcher:
     def _plan(self, features: Sequence[Dict[str, Any]]) -> List[Any]:
         lengths = [len(f["input_ids"]) for f in features]
         return plan_batches(
-            lengths, batch_size=len(lengths), max_tokens=self.max_batch_tokens, pad_to_multiple_of=self.multiple
+            lengths,
+            batch_size=len(lengths),
+            max_tokens=self.max_batch_tokens,
+            pad_to_multiple_of=self.multiple,
+            call_cost_tokens=self.call_cost_tokens,
         )
 
     def _call(self, features: List[Dict[str, Any]]) -> List[Any]:

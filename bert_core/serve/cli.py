@@ -16,7 +16,9 @@ import socket
 import sys
 from typing import List, Optional
 
-DEFAULTS = dict(max_batch_tokens=16384, max_wait_ms=2.0, max_client_batch_size=32, max_concurrent_requests=512)
+DEFAULTS = dict(
+    max_batch_tokens=16384, max_wait_ms=2.0, max_client_batch_size=32, max_concurrent_requests=512, call_cost_tokens=128
+)
 
 
 class UsageError(Exception):
@@ -58,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="requests per model call group (default: no limit; 1 turns dynamic batching off)",
+    )
+    p.add_argument(
+        "--call-cost-tokens",
+        type=int,
+        default=DEFAULTS["call_cost_tokens"],
+        help="the fixed cost of a model call in padded tokens: rows are cut into the calls of least calls x cost + "
+        "padded tokens (default 128)",
     )
     p.add_argument(
         "--max-client-batch-size",
@@ -125,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             max_client_batch_size=args.max_client_batch_size,
             max_concurrent_requests=args.max_concurrent_requests,
             max_body_bytes=args.max_body_bytes,
+            call_cost_tokens=args.call_cost_tokens,
         )
         config.check()
         sock = bind(args.host, args.port)  # before the model loads: a taken port fails in a second, not a minute

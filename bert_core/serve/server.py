@@ -29,6 +29,9 @@ class ServeConfig:
         max_client_batch_size: inputs one request may hold.
         max_concurrent_requests: requests queued at once; more get 429.
         max_body_bytes: request body limit; larger bodies get 413 before they are read.
+        call_cost_tokens: the fixed cost of one model call, in padded tokens: the batcher cuts a group's rows into
+            the calls that minimise calls x this + padded tokens (0: one row per call never pays; large: fill calls
+            greedily). See ``bert_core.batching.plan_batches``.
     """
 
     model_id: str = ""
@@ -38,6 +41,7 @@ class ServeConfig:
     max_client_batch_size: int = 32
     max_concurrent_requests: int = 512
     max_body_bytes: int = 1 << 20
+    call_cost_tokens: int = 128
 
     def check(self) -> None:
         """ValueError naming the first setting out of range."""
@@ -45,6 +49,12 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+        if (
+            isinstance(self.call_cost_tokens, bool)
+            or not isinstance(self.call_cost_tokens, int)
+            or self.call_cost_tokens < 0
+        ):
+            raise ValueError(f"call_cost_tokens must be an int >= 0; got {self.call_cost_tokens!r}")
         if self.max_batch_requests is not None and (
             not isinstance(self.max_batch_requests, int) or self.max_batch_requests < 1
         ):
@@ -91,6 +101,7 @@ class Server:
             max_batch_tokens=self.config.max_batch_tokens,
             max_wait_ms=self.config.max_wait_ms,
             max_batch_requests=self.config.max_batch_requests,
+            call_cost_tokens=self.config.call_cost_tokens,
             on_call=on_call,
         )
 
