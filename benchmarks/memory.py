@@ -2,8 +2,10 @@
 
 ``python -m benchmarks.memory FRAMEWORK IMPL CKPT_DIR THREADS`` prints one JSON line. The framework (and our
 package / transformers) is imported before measuring, so the numbers are the load itself: wall time of
-``from_pretrained``, tracemalloc peak (Python + numpy allocations) and the growth of ru_maxrss (whole process:
-framework buffers too).
+``from_pretrained``, tracemalloc peak (Python + numpy allocations), the growth of ru_maxrss (whole process:
+framework buffers too) and -- where Linux lets a process reset its peak (``/proc/self/clear_refs``) -- the peak
+resident memory during the load above the resident memory before it, as a multiple of the weight files' size
+(ru_maxrss growth reads 0 when importing the framework had already peaked higher).
 """
 
 from __future__ import annotations
@@ -19,6 +21,33 @@ import tracemalloc
 
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _proc_status_mb(field: str):
+    """``VmRSS`` / ``VmHWM`` of this process in MB (None off Linux)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _weights_mb(ckpt: str) -> float:
+    from pathlib import Path
+
+    return sum(p.stat().st_size for p in Path(ckpt).glob("*.safetensors")) / 2**20
 
 
 def _loader(framework: str, impl: str):
@@ -86,6 +115,8 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
         hf_tf_checkpoint(ckpt)
     gc.collect()
     rss_before = _maxrss_mb()
+    peak_reset = _reset_peak_rss()
+    current_before = _proc_status_mb("VmRSS")
     tracemalloc.start()
     t = time.perf_counter()
     model = load(ckpt)
@@ -93,7 +124,16 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_after = _maxrss_mb()
+    hwm, current_after = _proc_status_mb("VmHWM"), _proc_status_mb("VmRSS")
     del model
+    weights_mb = _weights_mb(ckpt)
+    extra = {}
+    if peak_reset and hwm is not None and current_before is not None:
+        extra = {
+            "peak_rss_growth_mb": hwm - current_before,
+            "peak_rss_growth_vs_weights": (hwm - current_before) / weights_mb if weights_mb else None,
+            "rss_growth_after_load_mb": current_after - current_before,
+        }
     return {
         "framework": framework,
         "impl": impl,
@@ -102,6 +142,8 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
         "maxrss_before_mb": rss_before,
         "maxrss_peak_mb": rss_after,
         "maxrss_growth_mb": rss_after - rss_before,
+        "weights_mb": weights_mb,
+        **extra,
     }
 
 
