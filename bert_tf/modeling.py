@@ -67,7 +67,7 @@ finally:
         sys.meta_path.remove(_guard)
 
 from bert_core import validation  # noqa: E402
-from bert_core.checkpoint import load_head_weights  # noqa: E402
+from bert_core.checkpoint import load_head_weights, release_pages  # noqa: E402
 from bert_core.checkpoint import save_pretrained as _save_checkpoint  # noqa: E402
 from bert_core.config import BertConfig  # noqa: E402
 from bert_core.init import complete_weights, init_weights  # noqa: E402
@@ -908,7 +908,9 @@ class BertPreTrainedModel(keras.Model):
         table = self._weight_table()
         check_weights_match(table, weights, self.head_name)
         for name, variable in self.canonical_variables().items():
-            variable.assign(to_backend_array(np.asarray(weights[name], dtype=np.float32), table[name], "tf"))
+            array = np.asarray(weights[name], dtype=np.float32)
+            variable.assign(to_backend_array(array, table[name], "tf"))
+            release_pages(array)  # copied into the variable: the checkpoint's mapped pages can go
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
