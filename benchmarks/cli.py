@@ -12,6 +12,7 @@ plus a big-matmul peak in fp32 and bf16. Workloads:
   f  checkpoint load time and peak memory, one subprocess per backend
   g  the whole fine-tuning loop, data included: our Trainer vs HF Trainer / TF fit / a jitted Flax step, examples/s
   h  pipelines on a skewed-length corpus: ours (bucketed) vs transformers.pipeline, texts/s per task
+  l  long inputs: bert-base batch 8 x 512, speed and the peak memory a call adds, plus one call at batch 16 x 512
 
 Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 """
@@ -47,9 +48,12 @@ TARGETS = {
     "tok_slow_vs_hf": 1.5,
     "train_loop_vs_hf": 1.0,
     "pipeline_vs_hf": 2.0,
+    "load_vs_hf": 1.0,
+    "load_peak_vs_weights": 1.2,
+    "long_vs_hf": 1.0,
 }
 #: workloads run inside the per-framework workers
-WORKER_WORKLOADS = "abcdgh"
+WORKER_WORKLOADS = "abcdghl"
 
 
 def machine_info(threads: int) -> Dict[str, Any]:
@@ -261,6 +265,9 @@ def worker_spec(args, framework: str, ckpts: Dict[str, str], data: Optional[Dict
         "a_shape": [2, 16] if q else [8, 128],
         "b_shape": [2, 16] if q else [32, 128],
         "d_shape": [2, 16] if q else [8, 128],
+        "l_shape": [2, 64] if q else [8, 512],
+        "l_large_batch": 4 if q else 16,
+        "l_repeats": 1 if q else 3,
         "varlen": {
             "n": 12 if q else 128,
             "max_len": 64 if q else 512,
@@ -336,6 +343,11 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a is not None and b else None
 
 
+def _inverse(v: Optional[float]) -> Optional[float]:
+    """1 / v, so that a "lower is better" measurement reads as "higher is better" in the checks table."""
+    return 1.0 / v if v else None
+
+
 def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
     """Peaks over frameworks and every target's measured value, per backend."""
     peaks: Dict[str, float] = {}
@@ -366,6 +378,13 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         for task, e in (_get(r, "h", "tasks") or {}).items():
             for hf in ("hf_default", "hf_batched"):
                 t[f"h_{task}_vs_{hf}"] = _ratio(_get(e, "ours", "texts_per_s"), _get(e, hf, "texts_per_s"))
+        t["l_long_vs_hf"] = _ratio(_get(r, "l", "ours_fp32", "seq_per_s"), _get(r, "l", "hf_fp32", "seq_per_s"))
+        t["l_call_memory_vs_hf"] = _ratio(
+            _get(r, "l", "ours_fp32", "call_peak_growth_mb"), _get(r, "l", "hf_fp32", "call_peak_growth_mb")
+        )
+        loads = {e["impl"]: e for e in result.get("memory") or [] if e.get("framework") == fw and "error" not in e}
+        t["f_load_s_vs_hf"] = _ratio(_get(loads, "ours", "load_s"), _get(loads, "hf", "load_s"))
+        t["f_load_peak_vs_weights"] = _get(loads, "ours", "peak_rss_growth_vs_weights")
         targets[fw] = t
     tok = result.get("tokenizers") or {}
     targets["tokenizers"] = {"fast_vs_hf": tok.get("fast_vs_hf"), "slow_vs_hf": tok.get("slow_vs_hf")}
@@ -389,6 +408,19 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
                 t["g_train_loop_vs_hf"],
                 TARGETS["train_loop_vs_hf"],
             ),
+        ]
+        checks += [
+            (
+                f"{fw} (f) from_pretrained time <= HF's (ours / HF <= 1)",
+                _inverse(t["f_load_s_vs_hf"]),
+                TARGETS["load_vs_hf"],
+            ),
+            (
+                f"{fw} (f) peak memory of from_pretrained <= 1.2x the weights (weights / peak >= 1/1.2)",
+                _inverse(t["f_load_peak_vs_weights"]),
+                1 / TARGETS["load_peak_vs_weights"],
+            ),
+            (f"{fw} (l) long inputs (batch x 512) >= 1.0x HF", t["l_long_vs_hf"], TARGETS["long_vs_hf"]),
         ]
         for task, e in (_get(result, "frameworks", fw, "h", "tasks") or {}).items():
             checks.append(
@@ -517,6 +549,7 @@ def markdown(result: Dict[str, Any]) -> str:
             + rows
             + [""]
         )
+    lines += _markdown_long(result, fws)
     lines += _markdown_loops(result, fws)
     tok = result.get("tokenizers")
     if tok:
@@ -536,16 +569,18 @@ def markdown(result: Dict[str, Any]) -> str:
         lines += [
             "## (f) checkpoint load (fresh process each; framework imported before timing)",
             "",
-            "| framework | model | load s | tracemalloc peak MB | ru_maxrss growth MB | ru_maxrss peak MB |",
-            "|---|---|---|---|---|---|",
+            "| framework | model | load s | peak RSS growth MB (× weights) | tracemalloc peak MB | "
+            "ru_maxrss growth MB | ru_maxrss peak MB |",
+            "|---|---|---|---|---|---|---|",
         ]
         for e in mem:
             if "error" in e:
-                lines.append(f"| {e['framework']} | {e['impl']} | error: {e['error'][-120:]!r} | | | |")
+                lines.append(f"| {e['framework']} | {e['impl']} | error: {e['error'][-120:]!r} | | | | |")
             else:
                 lines.append(
-                    f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | {e['tracemalloc_peak_mb']:.0f} | "
-                    f"{e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
+                    f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | "
+                    f"{_f(e.get('peak_rss_growth_mb'), '{:.0f}')} ({_f(e.get('peak_rss_growth_vs_weights'))}) | "
+                    f"{e['tracemalloc_peak_mb']:.0f} | {e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
                 )
         lines.append("")
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -556,6 +591,42 @@ def markdown(result: Dict[str, Any]) -> str:
     if errors:
         lines += ["", "## Errors", ""] + [f"- {fw} {e['where']}: {e['error'][:300]}" for fw, e in errors]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_long(result: Dict[str, Any], fws: List[str]) -> List[str]:
+    rows, shape = [], None
+    for fw in fws:
+        r = _get(result, "frameworks", fw, "l")
+        if not r:
+            continue
+        shape = r
+        for name in ("ours_fp32", "hf_fp32"):
+            e = r.get(name)
+            if not e:
+                continue
+            large = _get(r, "large", name) or {}
+            large_cell = (
+                f"error: {large['error'][:80]}" if "error" in large else _f(large.get("peak_growth_mb"), "{:.0f}")
+            )
+            rows.append(
+                f"| {fw} | {name} | {e['seq_per_s']:.3f} | {e['median_s']:.2f} | "
+                f"{_f(_ratio(e['seq_per_s'], _get(r, 'hf_fp32', 'seq_per_s')))} | "
+                f"{_f(e.get('call_peak_growth_mb'), '{:.0f}')} | {large_cell} |"
+            )
+    if not rows:
+        return []
+    big = _get(shape, "large", "batch")
+    return (
+        [
+            f"## (l) long inputs — batch {shape['batch']} x {shape['length']} (and one call at {big} x {shape['length']})",
+            "",
+            f"| framework | model | seq/s | s/batch | × HF | peak MB a warm call adds | peak MB of a {big} x "
+            f"{shape['length']} call |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        + rows
+        + [""]
+    )
 
 
 def _markdown_loops(result: Dict[str, Any], fws: List[str]) -> List[str]:
@@ -676,7 +747,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bert bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny config, tiny inputs, one repeat (tests, CI)")
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
-    p.add_argument("--workloads", default="abcdefgh", help="letters of the workloads to run (default abcdefgh)")
+    p.add_argument("--workloads", default="abcdefghl", help="letters of the workloads to run (default abcdefghl)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
     p.add_argument(
         "--threads",

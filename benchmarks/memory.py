@@ -23,7 +23,7 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _proc_status_mb(field: str):
+def proc_status_mb(field: str):
     """``VmRSS`` / ``VmHWM`` of this process in MB (None off Linux)."""
     try:
         for line in open("/proc/self/status"):
@@ -34,7 +34,7 @@ def _proc_status_mb(field: str):
     return None
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0); False where not possible."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -115,8 +115,8 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
         hf_tf_checkpoint(ckpt)
     gc.collect()
     rss_before = _maxrss_mb()
-    peak_reset = _reset_peak_rss()
-    current_before = _proc_status_mb("VmRSS")
+    peak_reset = reset_peak_rss()
+    current_before = proc_status_mb("VmRSS")
     tracemalloc.start()
     t = time.perf_counter()
     model = load(ckpt)
@@ -124,7 +124,7 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_after = _maxrss_mb()
-    hwm, current_after = _proc_status_mb("VmHWM"), _proc_status_mb("VmRSS")
+    hwm, current_after = proc_status_mb("VmHWM"), proc_status_mb("VmRSS")
     del model
     weights_mb = _weights_mb(ckpt)
     extra = {}
