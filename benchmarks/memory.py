@@ -1,6 +1,7 @@
 """Workload (f): checkpoint load time and peak memory, one fresh process per (framework, implementation).
 
-``python -m benchmarks.memory FRAMEWORK IMPL CKPT_DIR THREADS`` prints one JSON line. The framework (and our
+``python -m benchmarks.memory FRAMEWORK IMPL CKPT_DIR THREADS`` prints one JSON line (``... THREADS --forward
+BATCH LENGTH LARGE_BATCH``: the activation memory of workload (l) instead, see :func:`measure_forward`). The framework (and our
 package / transformers) is imported before measuring, so the numbers are the load itself: wall time of
 ``from_pretrained``, tracemalloc peak (Python + numpy allocations), the growth of ru_maxrss (whole process:
 framework buffers too) and -- where Linux lets a process reset its peak (``/proc/self/clear_refs``) -- the peak
@@ -147,9 +148,42 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
     }
 
 
+def measure_forward(framework: str, impl: str, ckpt: str, threads: int, batch: int, length: int, large: int) -> dict:
+    """Activation memory of (l), in a fresh process so no other contender's cached allocations hide a peak: the
+    model is loaded (the bench's own forward wrapper), then the peak resident memory above the post-load level over
+    the first call at ``batch`` x ``length`` (tracing / compilation included for tf.function and jax.jit, as a user
+    pays it) and, after it, over one call at ``large`` x ``length``. A failing call (out of memory) is recorded."""
+    from .frameworks import SETUP, make_forward
+    from .workloads import make_batch
+
+    SETUP[framework](threads)
+    config = __import__("bert_core").BertConfig.from_pretrained(ckpt)
+    fwd = make_forward(framework, impl, ckpt, "fp32")
+    gc.collect()
+    out: dict = {"framework": framework, "impl": impl, "batch": batch, "length": length, "large_batch": large}
+    if not reset_peak_rss():
+        return dict(out, error="peak RSS cannot be reset on this platform")
+    after_load = proc_status_mb("VmRSS")
+    out["rss_after_load_mb"] = after_load
+    for key, rows, seed in (("first_call", batch, 5), ("large_call", large, 6)):
+        inputs = make_batch(rows, length, config.vocab_size, seed=seed)
+        t = time.perf_counter()
+        try:
+            fwd(inputs)
+        except Exception as err:  # noqa: BLE001 - an allocation failure is the measurement
+            out[key] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+            break
+        out[key] = {"seconds": time.perf_counter() - t, "peak_above_load_mb": proc_status_mb("VmHWM") - after_load}
+    return out
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     framework, impl, ckpt, threads = argv[0], argv[1], argv[2], int(argv[3])
+    if len(argv) > 4 and argv[4] == "--forward":
+        batch, length, large = (int(x) for x in argv[5:8])
+        print("RESULT " + json.dumps(measure_forward(framework, impl, ckpt, threads, batch, length, large)), flush=True)
+        return 0
     print("RESULT " + json.dumps(measure(framework, impl, ckpt, threads)), flush=True)
     return 0
 

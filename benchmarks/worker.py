@@ -108,31 +108,11 @@ def fixed_batch_workload(
     return res
 
 
-def _call_peak_mb(fn, *args) -> Dict[str, Any]:
-    """Peak resident memory one call of ``fn(*args)`` adds above the resident memory before it (Linux: VmHWM reset
-    through ``/proc/self/clear_refs``), in MB; ``{"error": ...}`` when the call fails (e.g. out of memory)."""
-    from .memory import proc_status_mb, reset_peak_rss
-
-    gc.collect()
-    if not reset_peak_rss():
-        return {"error": "peak RSS cannot be reset on this platform"}
-    before = proc_status_mb("VmRSS")
-    t = time.perf_counter()
-    try:
-        fn(*args)
-    except Exception as err:  # noqa: BLE001 - an allocation failure is the measurement
-        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-    return {"peak_growth_mb": proc_status_mb("VmHWM") - before, "seconds": time.perf_counter() - t}
-
-
 def long_inputs_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, Any]:
-    """(l): bert-base at full length, ours vs HF in one process: round-robin time of a batch x 512 forward, the
-    peak memory one warm call adds (each contender measured twice, alternating, the larger kept: what the other
-    left in the allocator cannot hide a peak), and one call at a larger batch, which must not fail for ours where
-    it runs for HF."""
+    """(l): bert-base at full length, ours vs HF: round-robin time of a batch x 512 forward and the outputs' max
+    difference. Its memory is measured in fresh processes (:func:`benchmarks.memory.measure_forward`)."""
     framework = spec["framework"]
     batch, length = spec["l_shape"]
-    large = spec["l_large_batch"]
     inputs = make_batch(batch, length, config.vocab_size, seed=5)
     flops = forward_flops(config, batch, length)
     res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_batch": flops, "checkpoint": ckpt}
@@ -148,37 +128,17 @@ def long_inputs_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[st
         got = _guard(result, f"l/{name}", build)
         if got is not None:
             fns[name], outs[name] = got
-    memory: Dict[str, list] = {name: [] for name in fns}
-    for _ in range(2):
-        for name, fwd in fns.items():
-            memory[name].append(_call_peak_mb(fwd, inputs))
     timings = (
         _guard(result, "l/timing", lambda: time_interleaved(_bind_calls(fns, inputs), spec["l_repeats"], warmup=0))
         or {}
-    )
+    )  # the first call (above) was the warm-up
     for name, timing in timings.items():
         t = timing["median_s"]
-        peaks = [m["peak_growth_mb"] for m in memory[name] if "peak_growth_mb" in m]
-        res[name] = dict(
-            timing,
-            seq_per_s=batch / t,
-            tokens_per_s=batch * length / t,
-            flop_per_s=flops / t,
-            call_peak_growth_mb=max(peaks) if peaks else None,
-            call_memory_samples=memory[name],
-        )
-        _log(
-            framework, f"l {name}: {res[name]['seq_per_s']:.3f} seq/s, call peak +{res[name]['call_peak_growth_mb']} MB"
-        )
+        res[name] = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
+        _log(framework, f"l {name}: {res[name]['seq_per_s']:.3f} seq/s")
     if len(outs) == 2:
         res["max_abs_diff_ours_vs_hf"] = float(np.max(np.abs(outs["ours_fp32"] - outs["hf_fp32"])))
-    del outs
-    big = make_batch(large, length, config.vocab_size, seed=6)
-    res["large"] = {"batch": large, "length": length}
-    for name, fwd in fns.items():  # one call each: its first at this shape (compilation included for jit)
-        _log(framework, f"l {name}: batch {large} x {length}")
-        res["large"][name] = _call_peak_mb(fwd, big)
-    del fns
+    del fns, outs
     gc.collect()
     return res
 
