@@ -150,30 +150,35 @@ def measure(framework: str, impl: str, ckpt: str, threads: int) -> dict:
 
 def measure_forward(framework: str, impl: str, ckpt: str, threads: int, batch: int, length: int, large: int) -> dict:
     """Activation memory of (l), in a fresh process so no other contender's cached allocations hide a peak: the
-    model is loaded (the bench's own forward wrapper), then the peak resident memory above the post-load level over
-    the first call at ``batch`` x ``length`` (tracing / compilation included for tf.function and jax.jit, as a user
-    pays it) and, after it, over one call at ``large`` x ``length``. A failing call (out of memory) is recorded."""
+    model is loaded (the bench's own forward wrapper), then two calls at ``batch`` x ``length`` and two at ``large``
+    x ``length``; for each, the peak resident memory above the resident memory just before it. A shape's first call
+    includes tracing / compilation (tf.function, jax.jit) and, for a model whose weights are still a memory map
+    (ours in PyTorch, HF's too), faulting them in; the second is the steady state. A failing call is recorded."""
     from .frameworks import SETUP, make_forward
     from .workloads import make_batch
 
     SETUP[framework](threads)
     config = __import__("bert_core").BertConfig.from_pretrained(ckpt)
     fwd = make_forward(framework, impl, ckpt, "fp32")
-    gc.collect()
     out: dict = {"framework": framework, "impl": impl, "batch": batch, "length": length, "large_batch": large}
-    if not reset_peak_rss():
-        return dict(out, error="peak RSS cannot be reset on this platform")
-    after_load = proc_status_mb("VmRSS")
-    out["rss_after_load_mb"] = after_load
-    for key, rows, seed in (("first_call", batch, 5), ("large_call", large, 6)):
+    for key, rows, seed in (
+        ("first_call", batch, 5),
+        ("steady_call", batch, 5),
+        ("large_first", large, 6),
+        ("large_steady", large, 6),
+    ):
         inputs = make_batch(rows, length, config.vocab_size, seed=seed)
+        gc.collect()
+        if not reset_peak_rss():
+            return dict(out, error="peak RSS cannot be reset on this platform")
+        before = proc_status_mb("VmRSS")
         t = time.perf_counter()
         try:
             fwd(inputs)
         except Exception as err:  # noqa: BLE001 - an allocation failure is the measurement
             out[key] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
             break
-        out[key] = {"seconds": time.perf_counter() - t, "peak_above_load_mb": proc_status_mb("VmHWM") - after_load}
+        out[key] = {"seconds": time.perf_counter() - t, "peak_above_before_mb": proc_status_mb("VmHWM") - before}
     return out
 
 
