@@ -14,6 +14,7 @@ plus a big-matmul peak in fp32 and bf16. Workloads:
   h  pipelines on a skewed-length corpus: ours (bucketed) vs transformers.pipeline, texts/s per task
   i  export runtimes (a and b shapes): onnxruntime fp32 / optimized / int8 and torch.ao int8 vs our and HF torch fp32,
      with accuracy deltas (benchmarks/export_bench.py)
+  l  long inputs: bert-base batch 8 x 512, speed; activation memory (fresh process each) also at batch 16 x 512
 
 Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 """
@@ -49,9 +50,12 @@ TARGETS = {
     "tok_slow_vs_hf": 1.5,
     "train_loop_vs_hf": 1.0,
     "pipeline_vs_hf": 2.0,
+    "load_vs_hf": 1.0,
+    "load_peak_vs_weights": 1.2,
+    "long_vs_hf": 1.0,
 }
 #: workloads run inside the per-framework workers
-WORKER_WORKLOADS = "abcdgh"
+WORKER_WORKLOADS = "abcdghl"
 
 
 def machine_info(threads: int) -> Dict[str, Any]:
@@ -263,6 +267,9 @@ def worker_spec(args, framework: str, ckpts: Dict[str, str], data: Optional[Dict
         "a_shape": [2, 16] if q else [8, 128],
         "b_shape": [2, 16] if q else [32, 128],
         "d_shape": [2, 16] if q else [8, 128],
+        "l_shape": [2, 64] if q else [8, 512],
+        "l_large_batch": 4 if q else 16,
+        "l_repeats": 1 if q else 3,
         "varlen": {
             "n": 12 if q else 128,
             "max_len": 64 if q else 512,
@@ -302,9 +309,12 @@ def run_worker(spec: Dict[str, Any], tmp: Path, threads: int, python: str, timeo
     return json.loads(out_path.read_text())
 
 
-def run_memory(framework: str, impl: str, ckpt: str, threads: int, python: str, timeout: float) -> Dict[str, Any]:
+def run_memory(
+    framework: str, impl: str, ckpt: str, threads: int, python: str, timeout: float, extra: tuple = ()
+) -> Dict[str, Any]:
+    """One fresh ``benchmarks.memory`` process: (f) load, or with ``extra=("--forward", ...)`` (l)'s memory."""
     proc = subprocess.run(
-        [python, "-m", "benchmarks.memory", framework, impl, ckpt, str(threads)],
+        [python, "-m", "benchmarks.memory", framework, impl, ckpt, str(threads), *map(str, extra)],
         cwd=str(ROOT),
         env=_subprocess_env(threads),
         stdout=subprocess.PIPE,
@@ -338,6 +348,11 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a is not None and b else None
 
 
+def _inverse(v: Optional[float]) -> Optional[float]:
+    """1 / v, so that a "lower is better" measurement reads as "higher is better" in the checks table."""
+    return 1.0 / v if v else None
+
+
 def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
     """Peaks over frameworks and every target's measured value, per backend."""
     peaks: Dict[str, float] = {}
@@ -368,6 +383,15 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         for task, e in (_get(r, "h", "tasks") or {}).items():
             for hf in ("hf_default", "hf_batched"):
                 t[f"h_{task}_vs_{hf}"] = _ratio(_get(e, "ours", "texts_per_s"), _get(e, hf, "texts_per_s"))
+        t["l_long_vs_hf"] = _ratio(_get(r, "l", "ours_fp32", "seq_per_s"), _get(r, "l", "hf_fp32", "seq_per_s"))
+        long_mem = {e["impl"]: e for e in result.get("long_memory") or [] if e.get("framework") == fw}
+        t["l_steady_call_memory_vs_hf"] = _ratio(
+            _get(long_mem, "ours", "large_steady", "peak_above_before_mb"),
+            _get(long_mem, "hf", "large_steady", "peak_above_before_mb"),
+        )
+        loads = {e["impl"]: e for e in result.get("memory") or [] if e.get("framework") == fw and "error" not in e}
+        t["f_load_s_vs_hf"] = _ratio(_get(loads, "ours", "load_s"), _get(loads, "hf", "load_s"))
+        t["f_load_peak_vs_weights"] = _get(loads, "ours", "peak_rss_growth_vs_weights")
         targets[fw] = t
     tok = result.get("tokenizers") or {}
     targets["tokenizers"] = {"fast_vs_hf": tok.get("fast_vs_hf"), "slow_vs_hf": tok.get("slow_vs_hf")}
@@ -391,6 +415,19 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
                 t["g_train_loop_vs_hf"],
                 TARGETS["train_loop_vs_hf"],
             ),
+        ]
+        checks += [
+            (
+                f"{fw} (f) from_pretrained time <= HF's (ours / HF <= 1)",
+                _inverse(t["f_load_s_vs_hf"]),
+                TARGETS["load_vs_hf"],
+            ),
+            (
+                f"{fw} (f) peak memory of from_pretrained <= 1.2x the weights (weights / peak >= 1/1.2)",
+                _inverse(t["f_load_peak_vs_weights"]),
+                1 / TARGETS["load_peak_vs_weights"],
+            ),
+            (f"{fw} (l) long inputs (batch x 512) >= 1.0x HF", t["l_long_vs_hf"], TARGETS["long_vs_hf"]),
         ]
         for task, e in (_get(result, "frameworks", fw, "h", "tasks") or {}).items():
             checks.append(
@@ -519,6 +556,7 @@ def markdown(result: Dict[str, Any]) -> str:
             + rows
             + [""]
         )
+    lines += _markdown_long(result, fws)
     lines += _markdown_loops(result, fws)
     tok = result.get("tokenizers")
     if tok:
@@ -538,16 +576,18 @@ def markdown(result: Dict[str, Any]) -> str:
         lines += [
             "## (f) checkpoint load (fresh process each; framework imported before timing)",
             "",
-            "| framework | model | load s | tracemalloc peak MB | ru_maxrss growth MB | ru_maxrss peak MB |",
-            "|---|---|---|---|---|---|",
+            "| framework | model | load s | peak RSS growth MB (× weights) | tracemalloc peak MB | "
+            "ru_maxrss growth MB | ru_maxrss peak MB |",
+            "|---|---|---|---|---|---|---|",
         ]
         for e in mem:
             if "error" in e:
-                lines.append(f"| {e['framework']} | {e['impl']} | error: {e['error'][-120:]!r} | | | |")
+                lines.append(f"| {e['framework']} | {e['impl']} | error: {e['error'][-120:]!r} | | | | |")
             else:
                 lines.append(
-                    f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | {e['tracemalloc_peak_mb']:.0f} | "
-                    f"{e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
+                    f"| {e['framework']} | {e['impl']} | {e['load_s']:.2f} | "
+                    f"{_f(e.get('peak_rss_growth_mb'), '{:.0f}')} ({_f(e.get('peak_rss_growth_vs_weights'))}) | "
+                    f"{e['tracemalloc_peak_mb']:.0f} | {e['maxrss_growth_mb']:.0f} | {e['maxrss_peak_mb']:.0f} |"
                 )
         lines.append("")
     if "export" in result:
@@ -566,6 +606,50 @@ def markdown(result: Dict[str, Any]) -> str:
     if errors:
         lines += ["", "## Errors", ""] + [f"- {fw} {e['where']}: {e['error'][:300]}" for fw, e in errors]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_long(result: Dict[str, Any], fws: List[str]) -> List[str]:
+    rows, shape = [], None
+    memory = {(e.get("framework"), e.get("impl")): e for e in result.get("long_memory") or []}
+    for fw in fws:
+        r = _get(result, "frameworks", fw, "l")
+        if not r:
+            continue
+        shape = r
+        for impl in ("ours", "hf"):
+            e = r.get(f"{impl}_fp32")
+            if not e:
+                continue
+            m = memory.get((fw, impl)) or {}
+            cells = []
+            for key in ("first_call", "steady_call", "large_first", "large_steady"):
+                c = m.get(key) or {}
+                cells.append(
+                    f"error: {c['error'][:60]}" if "error" in c else _f(c.get("peak_above_before_mb"), "{:.0f}")
+                )
+            rows.append(
+                f"| {fw} | {impl} | {e['seq_per_s']:.3f} | {e['median_s']:.2f} | "
+                f"{_f(_ratio(e['seq_per_s'], _get(r, 'hf_fp32', 'seq_per_s')))} | " + " | ".join(cells) + " |"
+            )
+    if not rows:
+        return []
+    big = next((e.get("large_batch") for e in memory.values()), "?")
+    n = shape["length"]
+    return (
+        [
+            f"## (l) long inputs — batch {shape['batch']} x {n}, fp32",
+            "",
+            "Memory: a fresh process per contender; peak RSS a call adds above the RSS just before it (MB), first and "
+            "second call of each shape (a first call includes tracing/compilation and faulting in memory-mapped "
+            "weights).",
+            "",
+            f"| framework | model | seq/s | s/batch | × HF | {shape['batch']}x{n} first | {shape['batch']}x{n} steady | "
+            f"{big}x{n} first | {big}x{n} steady |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        + rows
+        + [""]
+    )
 
 
 def _markdown_loops(result: Dict[str, Any], fws: List[str]) -> List[str]:
@@ -686,7 +770,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bert bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny config, tiny inputs, one repeat (tests, CI)")
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
-    p.add_argument("--workloads", default="abcdefghi", help="letters of the workloads to run (default abcdefghi)")
+    p.add_argument("--workloads", default="abcdefghil", help="letters of the workloads to run (default abcdefghil)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
     p.add_argument(
         "--threads",
@@ -758,6 +842,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 result["tokenizers"] = run_tokenizers(args.quick)
             except Exception as err:  # noqa: BLE001
                 result["tokenizers"] = {"error": f"{type(err).__name__}: {err}"}
+        if "l" in args.workloads:
+            print("== long-input memory", file=sys.stderr, flush=True)
+            spec = worker_spec(args, installed[0] if installed else "torch", ckpts)
+            extra = ("--forward", *spec["l_shape"], spec["l_large_batch"])
+            result["long_memory"] = [
+                run_memory(fw, impl, ckpts["a"], args.threads, args.python, args.timeout, extra)
+                for fw in installed
+                for impl in ["ours"] + ([] if args.no_hf else ["hf"])
+            ]
         if "f" in args.workloads:
             print("== memory", file=sys.stderr, flush=True)
             result["memory"] = []

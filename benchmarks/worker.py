@@ -108,6 +108,41 @@ def fixed_batch_workload(
     return res
 
 
+def long_inputs_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, Any]:
+    """(l): bert-base at full length, ours vs HF: round-robin time of a batch x 512 forward and the outputs' max
+    difference. Its memory is measured in fresh processes (:func:`benchmarks.memory.measure_forward`)."""
+    framework = spec["framework"]
+    batch, length = spec["l_shape"]
+    inputs = make_batch(batch, length, config.vocab_size, seed=5)
+    flops = forward_flops(config, batch, length)
+    res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_batch": flops, "checkpoint": ckpt}
+    fns, outs = {}, {}
+    for impl in _impls(spec):
+        name = f"{impl}_fp32"
+        _log(framework, f"l {name}: load + first call")
+
+        def build():
+            fwd = fw.make_forward(framework, impl, ckpt, "fp32", tf_jit=spec.get("tf_jit", False))
+            return fwd, fwd(inputs)
+
+        got = _guard(result, f"l/{name}", build)
+        if got is not None:
+            fns[name], outs[name] = got
+    timings = (
+        _guard(result, "l/timing", lambda: time_interleaved(_bind_calls(fns, inputs), spec["l_repeats"], warmup=0))
+        or {}
+    )  # the first call (above) was the warm-up
+    for name, timing in timings.items():
+        t = timing["median_s"]
+        res[name] = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
+        _log(framework, f"l {name}: {res[name]['seq_per_s']:.3f} seq/s")
+    if len(outs) == 2:
+        res["max_abs_diff_ours_vs_hf"] = float(np.max(np.abs(outs["ours_fp32"] - outs["hf_fp32"])))
+    del fns, outs
+    gc.collect()
+    return res
+
+
 def varlen_workload(spec, result, ckpt: str, config: BertConfig) -> Dict[str, Any]:
     framework = spec["framework"]
     c = spec["varlen"]
@@ -373,6 +408,9 @@ def main(argv=None) -> int:
     if "d" in work:
         ck = ckpts.get("d") or ckpts["a"]
         result["d"] = train_workload(spec, result, ck, BertConfig.from_pretrained(ck), *spec["d_shape"])
+    if "l" in work:
+        config = BertConfig.from_pretrained(ckpts["a"])
+        result["l"] = long_inputs_workload(spec, result, ckpts["a"], config)
     if "g" in work:
         result["g"] = train_loop_workload(spec, result, ckpts["g"])
     if "h" in work:

@@ -70,6 +70,11 @@ _ST_DTYPES = {
 def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """Read one safetensors file into numpy arrays (BF16 is widened to float32 exactly).
 
+    The arrays are views into a private (copy-on-write) memory map of the file, as ``safetensors``' own loaders
+    give them: nothing is read until a tensor is used, a backend that can hold the buffer (PyTorch) holds it without
+    a copy, and writing to an array changes this process's pages only, never the file. A backend that copies the
+    values into its own buffers drops the mapped pages behind it with :func:`release_pages`.
+
     The header is validated by the ``safetensors`` library itself (offsets contiguous and in bounds, sizes matching
     dtype x shape, well-typed entries) before any tensor is read.
 
@@ -80,22 +85,43 @@ def read_safetensors(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     if not path.is_file():
         raise FileNotFoundError(f"weights file {os.fspath(path)!r} does not exist")
     where = os.fspath(path)
-    # mapped, not read: each tensor is copied once out of the page cache instead of the whole file twice
     with open(path, "rb") as handle:
         try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
         except ValueError:  # an empty file cannot be mapped
             data = b""
     try:
         _check_lengths(data, where)
         _validate_header(path, where)
         return _parse_safetensors(data, where)
-    finally:
+    except BaseException:
         if isinstance(data, mmap.mmap):
             try:
                 data.close()
             except BufferError:  # views still held by an exception's traceback: the GC unmaps it later
                 pass
+        raise
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the resident pages under ``array`` when it is a view of a checkpoint map from :func:`read_safetensors`
+    (a no-op for any other array), so that a backend copying tensor by tensor into its own buffers holds about
+    one copy of the weights at its peak instead of two.
+
+    Only for arrays nobody has written to: the map is private, and dropped pages are read again from the file.
+    """
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if not isinstance(base, memoryview) or not isinstance(base.obj, mmap.mmap) or base.obj.closed:
+        return
+    mapped = base.obj
+    start = array.ctypes.data - np.frombuffer(mapped, np.uint8, count=1).ctypes.data
+    first = start - start % mmap.PAGESIZE  # whole pages only: the neighbours' shared edge pages are read again
+    end = start + array.nbytes
+    end -= end % mmap.PAGESIZE
+    if end > first:
+        mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
 def _check_lengths(data, where: str) -> None:
@@ -158,7 +184,7 @@ def _parse_safetensors(data, where: str) -> "OrderedDict[str, np.ndarray]":
         expected = int(np.prod(shape)) if shape else 1
         if array.size != expected:
             raise CheckpointError(f"{where}: tensor {name!r} has {array.size} values for shape {shape}")
-        out[name] = array.reshape(shape).copy()
+        out[name] = array.reshape(shape)
     return out
 
 

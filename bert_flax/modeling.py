@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from bert_core import validation
-from bert_core.checkpoint import load_head_weights
+from bert_core.checkpoint import load_head_weights, release_pages
 from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
 from bert_core.init import complete_weights, init_weights
@@ -98,6 +98,10 @@ def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.L
         param_dtype=param_dtype,
         rngs=rngs,
     )
+
+
+def _shape_of(x: Array) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
 
 def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
@@ -842,8 +846,10 @@ class BertPreTrainedModel(nnx.Module):
         table = self._weight_table()
         check_weights_match(table, weights, self.head_name)
         for name, spec in table.items():
-            array = to_backend_array(np.asarray(weights[name], dtype=np.float32), spec, "flax")
-            self._variable(name)[...] = jnp.asarray(array, dtype=self.param_dtype)
+            array = np.asarray(weights[name], dtype=np.float32)
+            # a new value, not an in-place update: from_pretrained's parameters are abstract until here
+            self._variable(name).set_value(jnp.asarray(to_backend_array(array, spec, "flax"), dtype=self.param_dtype))
+            release_pages(array)  # copied into a JAX buffer: the checkpoint's mapped pages can go
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
@@ -902,7 +908,19 @@ class BertPreTrainedModel(nnx.Module):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        model = cls(config, **init_kwargs, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
+        # No random init of weights about to be replaced: the model is built once under jit, which returns only the
+        # non-parameter state (the dropout streams, as an eager build leaves them) and leaves the parameter
+        # initialisers dead code; the structure and parameter shapes are kept from that one trace.
+        traced: Dict[str, Any] = {}
+
+        def build(streams: nnx.Rngs):
+            model = cls(config, **init_kwargs, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=streams)
+            graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+            traced["graphdef"], traced["params"] = graphdef, jax.tree.map(_shape_of, nnx.to_pure_dict(params))
+            return rest
+
+        rest = nnx.jit(build)(_rngs(seed, rngs))
+        model = nnx.merge(traced["graphdef"], traced["params"], rest)
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         return (model, info.as_dict()) if output_loading_info else model
 

@@ -16,6 +16,7 @@ H hidden size, N heads, D head size (H / N), V vocab size, C choices.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import os
@@ -67,7 +68,7 @@ finally:
         sys.meta_path.remove(_guard)
 
 from bert_core import validation  # noqa: E402
-from bert_core.checkpoint import load_head_weights  # noqa: E402
+from bert_core.checkpoint import load_head_weights, release_pages  # noqa: E402
 from bert_core.checkpoint import save_pretrained as _save_checkpoint  # noqa: E402
 from bert_core.config import BertConfig  # noqa: E402
 from bert_core.init import complete_weights, init_weights  # noqa: E402
@@ -837,6 +838,14 @@ _CALL_ARGUMENTS: Dict[type, Tuple[str, ...]] = {}
 
 
 @_register
+def _initial_value(array: np.ndarray, spec, shape, dtype) -> tf.Tensor:
+    """A deferred variable's initial value: the canonical ``array`` in TF layout, as a tensor of ``dtype``; the
+    checkpoint's mapped pages are dropped once the values are copied out."""
+    value = tf.cast(tf.constant(to_backend_array(np.asarray(array, np.float32), spec, "tf")), dtype)
+    release_pages(array)
+    return value
+
+
 class BertPreTrainedModel(keras.Model):
     """Weights in/out through ``bert_core`` (canonical names, PyTorch layout), save/load, HF-TF-style inputs, Keras
     ``fit`` / ``evaluate`` / ``predict`` with the head's own loss, and SavedModel serving.
@@ -908,7 +917,20 @@ class BertPreTrainedModel(keras.Model):
         table = self._weight_table()
         check_weights_match(table, weights, self.head_name)
         for name, variable in self.canonical_variables().items():
-            variable.assign(to_backend_array(np.asarray(weights[name], dtype=np.float32), table[name], "tf"))
+            array = np.asarray(weights[name], dtype=np.float32)
+            variable.assign(to_backend_array(array, table[name], "tf"))
+            release_pages(array)  # copied into the variable: the checkpoint's mapped pages can go
+
+    def _defer_canonical_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Inside a ``keras.StatelessScope``: make the canonical arrays the initial values of the still uninitialised
+        variables (Keras calls ``variable._initializer(shape, dtype)`` as the scope closes); else a plain load."""
+        table = self._weight_table()
+        check_weights_match(table, weights, self.head_name)
+        for name, variable in self.canonical_variables().items():
+            if getattr(variable, "_initializer", None) is None:  # already initialised (no deferral): copy in
+                variable.assign(to_backend_array(np.asarray(weights[name], np.float32), table[name], "tf"))
+                continue
+            variable._initializer = functools.partial(_initial_value, weights[name], table[name])
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
@@ -964,8 +986,12 @@ class BertPreTrainedModel(keras.Model):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        model = cls(config, **init_kwargs, seed=None)
-        model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
+        weights = complete_weights(weights, config, cls.head_name, seed, pool)
+        # Built in a stateless scope, the variables wait uninitialised (Keras' deferred initialisation); each takes
+        # its loaded array as its initial value when the scope closes: no zero fill and no assign over it.
+        with keras.StatelessScope():
+            model = cls(config, **init_kwargs, seed=None)
+            model._defer_canonical_weights(weights)
         return (model, info.as_dict()) if output_loading_info else model
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], max_shard_size: Union[int, str] = "5GB"):

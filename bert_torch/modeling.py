@@ -686,6 +686,17 @@ def _past_length(past_key_values: Optional[Sequence[LayerCache]]) -> int:
 # ------------------------------------------------------------------------------------------------------------- models
 
 
+class _SkipInitialisers(torch.overrides.TorchFunctionMode):
+    """Turns every ``torch.nn.init`` call into a no-op while a model is built on the meta device for loading: there is
+    nothing to initialise there, and running them on meta tensors imports ``torch._dynamo`` (~3 s, once per process)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
 class BertPreTrainedModel(nn.Module):
     """Shared machinery: construction, canonical weights in and out (``bert_core`` names, PyTorch layout),
     from_pretrained / save_pretrained, output flags, embeddings, tying, resizing, pruning, checkpointing.
@@ -734,8 +745,12 @@ class BertPreTrainedModel(nn.Module):
             obj = getattr(obj, part)  # ModuleList children are registered under "0", "1", ...
         return obj
 
-    def load_canonical_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+    def load_canonical_weights(self, weights: Mapping[str, np.ndarray], *, assign: bool = False) -> None:
         """Set every stored tensor from canonical PyTorch-layout arrays (names of ``bert_core.weights.stored_weights``).
+
+        ``assign=True`` makes each array the parameter's own memory (``torch.from_numpy``: no copy when it is
+        float32, writable and aligned, e.g. a checkpoint's memory map) instead of copying into the parameter; the
+        arrays must then not be used elsewhere. ``from_pretrained`` uses it on a model built on the meta device.
 
         Raises:
             ValueError: missing or unexpected names, or arrays of the wrong shape (all listed).
@@ -743,9 +758,17 @@ class BertPreTrainedModel(nn.Module):
         table = self._weight_table()
         check_weights_match(table, weights, self.head_name)
         with torch.no_grad():
-            for name in table:
-                target = self._tensor(name)
-                target.copy_(torch.as_tensor(np.asarray(weights[name]), dtype=target.dtype))
+            for name, spec in table.items():
+                path, _ = backend_path(spec, "torch")
+                module = self.get_submodule(".".join(path[:-1]))
+                target = getattr(module, path[-1])
+                array = np.asarray(weights[name])
+                if not assign:
+                    target.copy_(torch.as_tensor(array, dtype=target.dtype))
+                    continue
+                shared = array.dtype == np.float32 and array.flags.writeable and array.flags.aligned
+                value = (torch.from_numpy(array) if shared else torch.tensor(array)).to(target.dtype)
+                setattr(module, path[-1], nn.Parameter(value, requires_grad=target.requires_grad))
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
@@ -802,12 +825,12 @@ class BertPreTrainedModel(nn.Module):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        # Built on the meta device: torch's own random init of every layer would be thrown away by the load below.
-        with torch.device("meta"):
+        # Built on the meta device (torch's own random init would be thrown away), then every parameter is made the
+        # loaded array itself: the checkpoint's memory map, as HF's loader does, so nothing is copied or touched.
+        with torch.device("meta"), _SkipInitialisers():
             model = cls(config, seed=None, **init_kwargs)
-        model.to_empty(device="cpu")
+        model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool), assign=True)
         model.tie_weights()
-        model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         if torch_dtype is not None and torch_dtype != "auto":
             model.to(getattr(torch, torch_dtype) if isinstance(torch_dtype, str) else torch_dtype)
         model.eval()

@@ -102,10 +102,14 @@ def test_quick_run_end_to_end(tmp_path):
     assert fw["h"]["tasks"]["text-classification"]["real_tokens"] == corpus["tokens"]
     assert result["peak_flop_per_s"]["fp32"] > 0
     assert result["memory"] and "load_s" in result["memory"][0]
+    assert result["memory"][0]["peak_rss_growth_vs_weights"] is not None
+    assert fw["l"]["ours_fp32"]["seq_per_s"] > 0
+    long_memory = result["long_memory"][0]
+    assert all(long_memory[k]["peak_above_before_mb"] >= 0 for k in ("first_call", "steady_call", "large_steady"))
     assert "tokenizers" in result
     md = (tmp_path / "latest.md").read_text()
     assert "| target | measured | met |" in md and "(a) bert-base" in md
-    assert "(g) training loop" in md and "(h) pipelines" in md
+    assert "(g) training loop" in md and "(h) pipelines" in md and "(l) long inputs" in md
     width, height = read_png_size(tmp_path / "latest.png")
     assert width > 100 and height > 100
 

@@ -1,0 +1,45 @@
+"""from_pretrained without Flax's random init: the structure comes from one jit trace, the dropout streams are what
+an eager build leaves (and the caller's Rngs advance alike), every parameter is a concrete loaded array."""
+
+import jax
+import numpy as np
+from flax import nnx
+
+import bert_flax
+from bert_core.config import tiny_config
+
+
+def _key_data(x):
+    return np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+
+def test_every_head_loads_concrete_parameters_equal_to_the_saved_ones(tmp_path):
+    config = tiny_config(position_embedding_type="relative_key")
+    ids = np.array([[1, 5, 9, 2]])
+    for head in ("BertModel", "BertForPreTraining", "BertForMultipleChoice", "BertForQuestionAnswering"):
+        cls = getattr(bert_flax, head)
+        source = cls(config, seed=3)
+        source.save_pretrained(tmp_path / head)
+        loaded = cls.from_pretrained(tmp_path / head)
+        leaves = jax.tree_util.tree_leaves(nnx.state(loaded))
+        assert all(isinstance(x, jax.Array) for x in leaves), head  # nothing abstract is left
+        for name, value in source.canonical_weights().items():
+            np.testing.assert_array_equal(loaded.canonical_weights()[name], value, err_msg=f"{head}: {name}")
+        inputs = ids if head != "BertForMultipleChoice" else ids[None]
+        np.testing.assert_allclose(
+            np.asarray(loaded(inputs)[0]), np.asarray(source(inputs)[0]), rtol=1e-6, atol=1e-6, err_msg=head
+        )
+
+
+def test_dropout_streams_and_caller_rngs_match_an_eager_build(tmp_path):
+    config = tiny_config()
+    bert_flax.BertForSequenceClassification(config, seed=0).save_pretrained(tmp_path)
+    eager_rngs, loaded_rngs = nnx.Rngs(7), nnx.Rngs(7)
+    eager = bert_flax.BertForSequenceClassification(config, seed=None, rngs=eager_rngs)
+    loaded = bert_flax.BertForSequenceClassification.from_pretrained(tmp_path, rngs=loaded_rngs)
+    a = nnx.state(eager, nnx.Not(nnx.Param))
+    b = nnx.state(loaded, nnx.Not(nnx.Param))
+    same = jax.tree_util.tree_map(lambda x, y: bool(np.array_equal(_key_data(x), _key_data(y))), a, b)
+    flags = jax.tree_util.tree_leaves(same)
+    assert flags and all(flags)
+    assert int(eager_rngs.default.count[...]) == int(loaded_rngs.default.count[...]) > 0
