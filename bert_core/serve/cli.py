@@ -17,7 +17,7 @@ import sys
 from typing import List, Optional
 
 DEFAULTS = dict(
-    max_batch_tokens=16384, max_wait_ms=2.0, max_client_batch_size=32, max_concurrent_requests=512, call_cost_tokens=128
+    max_batch_tokens=16384, max_wait_ms=2.0, max_client_batch_size=32, max_concurrent_requests=512, call_cost_tokens=64
 )
 
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULTS["call_cost_tokens"],
         help="the fixed cost of a model call in padded tokens: rows are cut into the calls of least calls x cost + "
-        "padded tokens (default 128)",
+        "padded tokens (default 64)",
     )
     p.add_argument(
         "--max-client-batch-size",

@@ -41,7 +41,7 @@ class ServeConfig:
     max_client_batch_size: int = 32
     max_concurrent_requests: int = 512
     max_body_bytes: int = 1 << 20
-    call_cost_tokens: int = 128
+    call_cost_tokens: int = 64
 
     def check(self) -> None:
         """ValueError naming the first setting out of range."""
