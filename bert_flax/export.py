@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bert_core.export import INPUT_NAMES, OUTPUT_NAMES, ExportError
+from bert_core.export import INPUT_NAMES, OUTPUT_NAMES, ExportError, check_backend_request
 from bert_core.weights import backend_path
 
 from .modeling import BertPreTrainedModel
@@ -52,21 +52,9 @@ ONNX_FILE = "model.onnx"
 _MC = "BertForMultipleChoice"
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ExportError(f"format {fmt!r} is not written by the flax backend; expected one of {', '.join(FORMATS)}")
-
-
 def _check_model(model) -> None:
     if not isinstance(model, BertPreTrainedModel):
         raise ExportError(f"model must be a bert_flax head (BertModel, BertFor...), got {type(model).__name__}")
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if not out_dir.is_dir():
-        raise ExportError(f"output directory {os.fspath(out_dir)!r} does not exist")
-    if any(out_dir.iterdir()):
-        raise ExportError(f"output directory {os.fspath(out_dir)!r} is not empty")
 
 
 def _forward(model: BertPreTrainedModel, input_ids, attention_mask, token_type_ids) -> Tuple[Any, ...]:
@@ -115,10 +103,10 @@ def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None)
         ExportError: an unknown format, a non-bert_flax model, a missing or non-empty ``out_dir``, an opset given
             for StableHLO, or an exporter failure (its message included).
     """
-    _check_format(fmt)
+    check_backend_request("flax", FORMATS, fmt)
     _check_model(model)
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    check_backend_request("flax", FORMATS, fmt, out_dir)
     if opset is not None and fmt != "onnx":
         raise ExportError(f"--opset applies to --to onnx only, not {fmt!r}")
     if fmt == "stablehlo":
@@ -244,7 +232,7 @@ def load_artifact(out_dir: Path, fmt: str) -> Callable[[Mapping[str, np.ndarray]
         ExportError: an unknown format, ``onnx``, or a missing file.
     """
     out_dir = Path(out_dir)
-    _check_format(fmt)
+    check_backend_request("flax", FORMATS, fmt)
     if fmt == "onnx":
         raise ExportError("ONNX artifacts run in onnxruntime: use bert_core.export.onnx.OnnxRunner")
     for name in (PROGRAM_FILE, PARAMS_FILE):

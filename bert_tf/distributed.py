@@ -24,7 +24,14 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_core.training.distributed import IGNORE_INDEX, World, check_world, loss_scales, split_rows
+from bert_core.training.distributed import (
+    IGNORE_INDEX,
+    World,
+    check_world,
+    loss_scales,
+    split_rows,
+    timeout_from_env,
+)
 
 #: The field of a collated batch that carries replica loss weights ``n_r / N`` per loss term (float32 (B_r,), the
 #: same value on every row): ``{"loss_weight/<term>": ...}`` travels as Keras' ``sample_weight``.
@@ -103,16 +110,7 @@ def cluster_world(tf_config: Optional[str] = None) -> World:
 
 def collective_timeout() -> float:
     """:data:`COLLECTIVE_TIMEOUT_S`, or ``$BERT_TF_COLLECTIVE_TIMEOUT_S`` (seconds > 0)."""
-    text = os.environ.get(TIMEOUT_ENV)
-    if text is None:
-        return COLLECTIVE_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"{TIMEOUT_ENV}={text!r} is invalid; expected a number of seconds > 0")
-    return value
+    return timeout_from_env(TIMEOUT_ENV, COLLECTIVE_TIMEOUT_S)
 
 
 def strategy_for(args: Any) -> Any:

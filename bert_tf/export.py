@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from bert_core.export import INPUT_NAMES, ExportError
+from bert_core.export import INPUT_NAMES, ExportError, check_backend_request
 
 from .modeling import BertPreTrainedModel, tf
 
@@ -85,18 +85,6 @@ def _check_model(model) -> None:
         raise ExportError(f"model must be a bert_tf head (BertModel, BertFor...), got {type(model).__name__}")
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ExportError(f"format {fmt!r} is not written by the tf backend; expected one of {', '.join(FORMATS)}")
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if not out_dir.is_dir():
-        raise ExportError(f"output directory {os.fspath(out_dir)!r} does not exist")
-    if any(out_dir.iterdir()):
-        raise ExportError(f"output directory {os.fspath(out_dir)!r} is not empty")
-
-
 def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None) -> List[Path]:
     """Write ``model`` (a bert_tf head) as ``fmt`` into the empty directory ``out_dir``.
 
@@ -113,10 +101,10 @@ def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None)
         ExportError: an unknown format, a non-bert_tf model, a missing or non-empty ``out_dir``, an opset given for
             a format other than ONNX, or a converter failure (its message included).
     """
-    _check_format(fmt)
+    check_backend_request("tf", FORMATS, fmt)
     _check_model(model)
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    check_backend_request("tf", FORMATS, fmt, out_dir)
     if opset is not None and fmt != "onnx":
         raise ExportError(f"--opset applies to --to onnx only, not {fmt!r}")
     if fmt == "savedmodel":
@@ -187,7 +175,7 @@ def load_artifact(out_dir: Path, fmt: str) -> Callable[[Mapping[str, np.ndarray]
         ExportError: an unknown format, ``onnx`` (not loaded here), or a missing artifact.
     """
     out_dir = Path(out_dir)
-    _check_format(fmt)
+    check_backend_request("tf", FORMATS, fmt)
     if fmt == "onnx":
         raise ExportError("ONNX artifacts run in onnxruntime: use bert_core.export.onnx.OnnxRunner")
     if fmt == "savedmodel":

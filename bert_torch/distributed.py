@@ -39,7 +39,7 @@ from torch import nn
 from bert_core.checkpoint import read_state_dict
 from bert_core.checkpoint import save_pretrained as save_canonical
 from bert_core.training.args import TrainingArguments
-from bert_core.training.distributed import LOSS_TERMS, World, check_world
+from bert_core.training.distributed import LOSS_TERMS, World, check_world, timeout_from_env
 from bert_core.training.state import (
     CHECKPOINTS_DIR,
     MOMENTS,
@@ -70,16 +70,7 @@ def collective_timeout() -> float:
     Raises:
         ValueError: the variable is not a positive number.
     """
-    text = os.environ.get(TIMEOUT_ENV)
-    if text is None:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"{TIMEOUT_ENV}={text!r} is invalid; expected a number of seconds > 0")
-    return value
+    return timeout_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
 
 
 def init_distributed(strategy: str) -> Tuple[World, torch.device]:

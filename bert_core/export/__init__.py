@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -105,6 +105,20 @@ _HEAD_ALIASES: Dict[str, str] = {h.lower(): h for h in HEADS}
 _HEAD_ALIASES.update({h[len("BertFor") :].lower(): h for h in HEADS if h.startswith("BertFor")})
 _HEAD_ALIASES.update({"model": "BertModel", "lmhead": "BertLMHeadModel", "mlm": "BertForMaskedLM"})
 _HEAD_ALIASES.update({"nsp": "BertForNextSentencePrediction", "qa": "BertForQuestionAnswering"})
+
+
+def check_backend_request(backend: str, formats: Sequence[str], fmt: str, out_dir: Optional[Path] = None) -> None:
+    """The checks every ``bert_<backend>.export.export_model`` makes, in one wording: ``fmt`` among ``formats`` and
+    (when given) ``out_dir`` an existing empty directory. Raises :class:`ExportError`."""
+    if fmt not in formats:
+        raise ExportError(
+            f"format {fmt!r} is not written by the {backend} backend; expected one of {', '.join(formats)}"
+        )
+    if out_dir is not None:
+        if not out_dir.is_dir():
+            raise ExportError(f"output directory {os.fspath(out_dir)!r} does not exist")
+        if any(out_dir.iterdir()):
+            raise ExportError(f"output directory {os.fspath(out_dir)!r} is not empty")
 
 
 def input_dims(head: str) -> Tuple[str, ...]:

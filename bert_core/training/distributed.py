@@ -23,6 +23,7 @@ checkpoint) and ``restore_checkpoint(directory)``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
@@ -66,6 +67,21 @@ def check_world(rank: int, size: int) -> World:
     if not 0 <= rank < size:
         raise ValueError(f"rank={rank} is invalid; expected an integer in [0, {size - 1}] for world size {size}")
     return World(int(rank), int(size))
+
+
+def timeout_from_env(variable: str, default: float) -> float:
+    """Seconds from the environment variable ``variable`` (collective timeouts: a lost worker must end the job, not
+    hang it), ``default`` when unset. Raises ValueError naming the variable unless it is a number > 0."""
+    text = os.environ.get(variable)
+    if text is None:
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also NaN
+        raise ValueError(f"{variable}={text!r} is invalid; expected a number of seconds > 0")
+    return value
 
 
 def parse_mesh(text: Optional[str]) -> Dict[str, int]:

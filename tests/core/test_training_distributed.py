@@ -232,3 +232,18 @@ def test_two_workers_train_what_one_process_trains(tmp_path):
 
     state = json.loads(next((tmp_path / "two" / "checkpoints").glob("step-*/trainer_state.json")).read_text())
     assert state["args"]["per_device_train_batch_size"] == 6
+
+
+def test_timeout_from_env(monkeypatch):
+    from bert_core.training.distributed import timeout_from_env
+
+    monkeypatch.delenv("BERT_TEST_TIMEOUT", raising=False)
+    assert timeout_from_env("BERT_TEST_TIMEOUT", 60) == 60.0
+    monkeypatch.setenv("BERT_TEST_TIMEOUT", "2.5")
+    assert timeout_from_env("BERT_TEST_TIMEOUT", 60) == 2.5
+    for bad in ("0", "-3", "soon", "nan"):
+        monkeypatch.setenv("BERT_TEST_TIMEOUT", bad)
+        with pytest.raises(
+            ValueError, match=rf"BERT_TEST_TIMEOUT='{bad}' is invalid; expected a number of seconds > 0"
+        ):
+            timeout_from_env("BERT_TEST_TIMEOUT", 60)
