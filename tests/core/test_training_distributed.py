@@ -165,26 +165,6 @@ class WorkerBackend(FakeBackend):
         grads = {n: sum(r[1][n] for r in reduced) / k for n in reduced[0][1]}
         return self._apply(loss, grads)
 
-    def _apply(self, loss, grads):
-        from bert_core.training import schedules
-        from bert_core.training.reference import adamw_step, clip_by_global_norm
-        from bert_core.training.state import STEP_KEY
-
-        step = int(self.state[STEP_KEY])
-        clipped, norm = clip_by_global_norm(grads, self.args.max_grad_norm)
-        lr = schedules.learning_rate(step, self.args, self.total_steps)
-        self.model.weights, self.state = adamw_step(
-            self.model.weights,
-            clipped,
-            self.state,
-            lr,
-            betas=(self.args.adam_beta1, self.args.adam_beta2),
-            eps=self.args.adam_epsilon,
-            weight_decay=self.args.weight_decay,
-            decay=self.mask,
-        )
-        return loss, norm
-
 
 def _run_workers(out, world_size: int, per_device: int, n: int = 21):
     reduce = _AllReduce(world_size)

@@ -117,7 +117,12 @@ class FakeBackend:
             total += loss / k
             for n in acc:
                 acc[n] += grads[n] / k
-        clipped, norm = clip_by_global_norm(acc, self.args.max_grad_norm)
+        return self._apply(total, acc)
+
+    def _apply(self, loss, grads):
+        """Clip the step's gradients to the global norm and take one reference AdamW step: (loss, pre-clip norm)."""
+        step = int(self.state[STEP_KEY])
+        clipped, norm = clip_by_global_norm(grads, self.args.max_grad_norm)
         lr = schedules.learning_rate(step, self.args, self.total_steps)
         self.model.weights, self.state = adamw_step(
             self.model.weights,
@@ -129,7 +134,7 @@ class FakeBackend:
             weight_decay=self.args.weight_decay,
             decay=self.mask,
         )
-        return total, norm
+        return loss, norm
 
     def eval_step(self, batch):
         loss, _, pred = self._loss_grads(batch, train=False)
