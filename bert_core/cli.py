@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -40,6 +41,15 @@ DELEGATED = {
     "serve": ("bert_core.serve.cli", "serve a task pipeline over HTTP (TEI-style /embed /predict /rerank, batching)"),
     "export": ("bert_core.export.cli", "export to ONNX / torch.export / SavedModel / TFLite / StableHLO, verified"),
 }
+
+
+def subcommand_argv(name: str, argv: Optional[List[str]]) -> List[str]:
+    """What a delegated command's ``main`` starts with: the environment defaults set before any backend loads
+    (quiet TF logs, Keras on TensorFlow), and ``argv`` (default ``sys.argv[1:]``) without a leading ``name``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return argv[1:] if argv and argv[0] == name else argv
 
 
 def main(argv: Optional[List[str]] = None) -> int:

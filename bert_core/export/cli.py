@@ -9,7 +9,6 @@ backend does not write, a head the format cannot carry, a missing runtime), one 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import List, Optional
@@ -97,11 +96,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "export":
-        argv = argv[1:]
+    from ..cli import subcommand_argv
+
+    argv = subcommand_argv("export", argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse: --help is 0, a usage error 2

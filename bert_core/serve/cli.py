@@ -11,7 +11,6 @@ of range): one line on stderr, no traceback; 3 for an internal error.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 from typing import List, Optional
@@ -160,11 +159,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``bert serve ...`` (``argv`` with or without the leading ``serve``)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "serve":
-        argv = argv[1:]
+    from ..cli import subcommand_argv
+
+    argv = subcommand_argv("serve", argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help is 0, a usage error 2
