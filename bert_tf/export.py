@@ -14,6 +14,12 @@ type), int64 for ONNX (what tokenizers hand onnxruntime); every loader casts wha
 * ``tflite``: ``TFLiteConverter.from_saved_model`` with TFLITE_BUILTINS only (no Select TF ops, which the Python
   LiteRT interpreter cannot run). Its input shape signature is (-1, -1) [(-1, -1, -1)]: the loader resizes the
   inputs to each call's shape (the signature runner does it) and re-allocates tensors.
+* ``tflite`` with ``quantize="int8"`` (``bert export --to tflite --quantize int8``): TFLite dynamic-range
+  quantization (``converter.optimizations = [tf.lite.Optimize.DEFAULT]``, no representative dataset): the
+  FullyConnected / BatchMatMul weights are stored as int8 with one scale per output channel, and at run time the
+  interpreter quantizes each activation row on the fly and runs int8 x int8 kernels (XNNPACK's dynamically
+  quantized fully-connected operator where it takes the node, TFLite's hybrid kernels otherwise). Embeddings,
+  LayerNorm and softmax stay float32. This is the TF backend's int8 path: there is no in-process Keras int8 model.
 
 Loading: :func:`load_artifact` runs a SavedModel with ``tf.saved_model.load`` (``tensorflow_text`` is imported first,
 so a string-input SavedModel from ``bert convert --to savedmodel`` -- whose in-graph tokenizer uses
@@ -31,11 +37,13 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from bert_core.export import INPUT_NAMES, ExportError, check_backend_request
+from bert_core.export import INPUT_NAMES, ExportError, check_backend_request, check_quantize_request
 
 from .modeling import BertPreTrainedModel, tf
 
 FORMATS = ("savedmodel", "onnx", "tflite")
+#: formats this module quantizes itself (``quantize="int8"``); ONNX is quantized by the core with onnxruntime
+QUANTIZE_FORMATS = ("tflite",)
 #: format -> dtype of the three inputs in the artifact
 INPUT_DTYPES: Dict[str, str] = {"savedmodel": "int32", "onnx": "int64", "tflite": "int32"}
 #: every output name of every head, in HF order (each head's outputs are a subsequence of it)
@@ -85,7 +93,9 @@ def _check_model(model) -> None:
         raise ExportError(f"model must be a bert_tf head (BertModel, BertFor...), got {type(model).__name__}")
 
 
-def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None) -> List[Path]:
+def export_model(
+    model, out_dir: Path, fmt: str, *, opset: Optional[int] = None, quantize: Optional[str] = None
+) -> List[Path]:
     """Write ``model`` (a bert_tf head) as ``fmt`` into the empty directory ``out_dir``.
 
     Args:
@@ -93,13 +103,16 @@ def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None)
         out_dir: an existing, empty directory (the core's staging directory).
         fmt: "savedmodel", "onnx" or "tflite".
         opset: ONNX opset (default :data:`DEFAULT_OPSET`); only for ``fmt == "onnx"``.
+        quantize: "int8": TFLite dynamic-range quantization (int8 weights per output channel, activations
+            quantized at run time); only for ``fmt == "tflite"`` (ONNX int8 is the core's onnxruntime pass).
 
     Returns:
         The files written (SavedModel: ``saved_model.pb`` and the ``variables/`` files).
 
     Raises:
         ExportError: an unknown format, a non-bert_tf model, a missing or non-empty ``out_dir``, an opset given for
-            a format other than ONNX, or a converter failure (its message included).
+            a format other than ONNX, ``quantize`` for a format other than TFLite, or a converter failure (its
+            message included).
     """
     check_backend_request("tf", FORMATS, fmt)
     _check_model(model)
@@ -107,12 +120,14 @@ def export_model(model, out_dir: Path, fmt: str, *, opset: Optional[int] = None)
     check_backend_request("tf", FORMATS, fmt, out_dir)
     if opset is not None and fmt != "onnx":
         raise ExportError(f"--opset applies to --to onnx only, not {fmt!r}")
+    if quantize is not None:
+        check_quantize_request("tf", fmt, quantize, QUANTIZE_FORMATS)
     if fmt == "savedmodel":
         model.export_serving(out_dir)
         return sorted(p for p in out_dir.rglob("*") if p.is_file())
     if fmt == "onnx":
         return [_export_onnx(model, out_dir / ONNX_FILE, DEFAULT_OPSET if opset is None else opset)]
-    return [_export_tflite(model, out_dir / TFLITE_FILE)]
+    return [_export_tflite(model, out_dir / TFLITE_FILE, quantize=quantize)]
 
 
 def _export_onnx(model: BertPreTrainedModel, path: Path, opset: int) -> Path:
@@ -146,12 +161,15 @@ def _export_onnx(model: BertPreTrainedModel, path: Path, opset: int) -> Path:
     return path
 
 
-def _export_tflite(model: BertPreTrainedModel, path: Path) -> Path:
-    """SavedModel in a temporary directory -> TFLite with builtin ops only (float32, no quantization)."""
+def _export_tflite(model: BertPreTrainedModel, path: Path, quantize: Optional[str] = None) -> Path:
+    """SavedModel in a temporary directory -> TFLite with builtin ops only: float32, or with ``quantize="int8"``
+    dynamic-range int8 weights (``tf.lite.Optimize.DEFAULT`` without a representative dataset)."""
     with tempfile.TemporaryDirectory(prefix="bert-tflite-") as work:
         model.export_serving(work)
         converter = tf.lite.TFLiteConverter.from_saved_model(work)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
         try:
             flat = converter.convert()
         except Exception as err:  # the converter raises ConverterError with the offending ops listed
@@ -160,16 +178,50 @@ def _export_tflite(model: BertPreTrainedModel, path: Path) -> Path:
     return path
 
 
+def quantization_record(out_dir: Path, fmt: str) -> Dict[str, object]:
+    """What dynamic-range quantization did to the ``.tflite`` in ``out_dir``, for ``export.json``: the method, the
+    int8 weight tensors (and how many carry one scale per output channel) and the operators that consume them.
+
+    Raises:
+        ExportError: ``fmt`` is not a format this module quantizes, or the file holds no int8 weight (the converter
+            left the model float32).
+    """
+    if fmt not in QUANTIZE_FORMATS:
+        raise ExportError(f"the tf backend quantizes {', '.join(QUANTIZE_FORMATS)} only, not {fmt!r}")
+    interpreter = _interpreter_class()(model_path=os.fspath(Path(out_dir) / TFLITE_FILE))
+    int8 = {
+        t["index"]: len(t["quantization_parameters"]["scales"])
+        for t in interpreter.get_tensor_details()
+        if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"])
+    }
+    if not int8:
+        raise ExportError("TFLite dynamic-range quantization left no int8 weight in the model")
+    ops: Dict[str, int] = {}
+    for op in interpreter._get_ops_details():  # the public API lists tensors only; op names come from here
+        if any(i in int8 for i in op["inputs"]):
+            ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
+    return {
+        "method": "tf.lite.Optimize.DEFAULT (dynamic range)",
+        "weight_type": "int8",
+        "int8_weights": len(int8),
+        "per_channel_weights": sum(1 for n in int8.values() if n > 1),
+        "quantized_ops": ops,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------- loading
 
 
-def load_artifact(out_dir: Path, fmt: str) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
+def load_artifact(
+    out_dir: Path, fmt: str, *, threads: Optional[int] = None
+) -> Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]:
     """The artifact in ``out_dir`` as ``{input name: array} -> {output name: numpy array}`` in its own runtime.
 
     ``savedmodel``: ``tf.saved_model.load(out_dir).signatures["serving_default"]`` (token-id SavedModels from
     ``bert export`` and string-input ones from ``bert convert --to savedmodel`` alike: integer inputs are cast to the
     signature's dtype, a ``text`` input is passed as strings). ``tflite``: the LiteRT interpreter's signature runner,
-    which resizes the dynamic inputs to each call's shape. ONNX runs in ``bert_core.export.onnx.OnnxRunner``.
+    which resizes the dynamic inputs to each call's shape, on ``threads`` CPU threads (the interpreter's
+    ``num_threads``; default: LiteRT's). ONNX runs in ``bert_core.export.onnx.OnnxRunner``.
 
     Raises:
         ExportError: an unknown format, ``onnx`` (not loaded here), or a missing artifact.
@@ -184,7 +236,7 @@ def load_artifact(out_dir: Path, fmt: str) -> Callable[[Mapping[str, np.ndarray]
         return _SavedModelRunner(out_dir)
     if not (out_dir / TFLITE_FILE).is_file():
         raise ExportError(f"{os.fspath(out_dir)!r} holds no {TFLITE_FILE}")
-    return _TFLiteRunner(out_dir / TFLITE_FILE)
+    return _TFLiteRunner(out_dir / TFLITE_FILE, threads=threads)
 
 
 def _check_feed(expected: List[str], inputs: Mapping[str, np.ndarray], runtime: str) -> None:
@@ -226,8 +278,8 @@ class _TFLiteRunner:
     """A ``.tflite`` model's ``serving_default`` signature over numpy dicts; each call resizes the inputs to the
     given shape and re-allocates the interpreter's tensors (dynamic batch and sequence)."""
 
-    def __init__(self, path: Path) -> None:
-        self._interpreter = _interpreter_class()(model_path=os.fspath(path))
+    def __init__(self, path: Path, threads: Optional[int] = None) -> None:
+        self._interpreter = _interpreter_class()(model_path=os.fspath(path), num_threads=threads)
         self._run = self._interpreter.get_signature_runner("serving_default")
         details = self._run.get_input_details()
         self._dtypes = {name: d["dtype"] for name, d in details.items()}

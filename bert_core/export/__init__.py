@@ -46,8 +46,10 @@ __all__ = [
     "INPUT_NAMES",
     "OUTPUT_NAMES",
     "QUANTIZE_CHOICES",
+    "QUANTIZE_FORMATS",
     "MANIFEST_NAME",
     "TOKENIZER_FILES",
+    "check_quantize_request",
     "export",
     "input_dims",
     "load_runner",
@@ -85,6 +87,23 @@ FORMAT_RUNTIMES: Dict[str, str] = {
     "stablehlo": "jax.export.deserialize",
 }
 QUANTIZE_CHOICES: Tuple[str, ...] = ("int8",)
+#: format -> how ``--quantize int8`` quantizes it (every one dynamic: int8 weights, activations quantized at run time)
+QUANTIZE_FORMATS: Dict[str, str] = {
+    "onnx": "onnxruntime quantize_dynamic (int8 weights per output channel)",
+    "tflite": "TFLite dynamic-range quantization (int8 weights per output channel)",
+}
+#: format -> where its users find int8 instead (the --quantize refusal names it)
+_QUANTIZE_ELSEWHERE: Dict[str, str] = {
+    "torch-export": (
+        "torch.export cannot trace torch.ao's dynamic int8 Linear (its packed weights are a TorchScript object); "
+        "use --to onnx --quantize int8, or bert_torch.export.quantize_dynamic_int8(model) in-process"
+    ),
+    "savedmodel": "a SavedModel has no int8 kernels of its own; use --to tflite --quantize int8 or --to onnx --quantize int8",
+    "stablehlo": (
+        "XLA:CPU runs int8 matmuls no faster than its float32 ones for BERT's layers; "
+        "use --to onnx --quantize int8 (jax2onnx, then onnxruntime's int8 kernels)"
+    ),
+}
 MANIFEST_NAME = "export.json"
 MANIFEST_VERSION = 1
 TOKENIZER_FILES: Tuple[str, ...] = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -119,6 +138,20 @@ def check_backend_request(backend: str, formats: Sequence[str], fmt: str, out_di
             raise ExportError(f"output directory {os.fspath(out_dir)!r} does not exist")
         if any(out_dir.iterdir()):
             raise ExportError(f"output directory {os.fspath(out_dir)!r} is not empty")
+
+
+def check_quantize_request(backend: str, fmt: str, quantize: Optional[str], formats: Sequence[str]) -> None:
+    """``quantize`` among :data:`QUANTIZE_CHOICES` and ``fmt`` among ``formats`` (the formats that can carry it for
+    ``backend``), in one wording for the core and every backend. Raises :class:`ExportError`."""
+    if quantize is None:
+        return
+    if quantize not in QUANTIZE_CHOICES:
+        raise ExportError(f"--quantize {quantize!r} is not supported; expected one of {', '.join(QUANTIZE_CHOICES)}")
+    if fmt not in formats:
+        where = f"; {_QUANTIZE_ELSEWHERE[fmt]}" if fmt in _QUANTIZE_ELSEWHERE else ""
+        raise ExportError(
+            f"--quantize {quantize} applies to --to {' or '.join(formats)} with backend {backend!r}, not {fmt!r}{where}"
+        )
 
 
 def input_dims(head: str) -> Tuple[str, ...]:
@@ -159,8 +192,7 @@ def _check_request(backend: str, to: str, head: str, opset, quantize, optimize) 
             raise ExportError(f"--opset applies to --to onnx only, not {to!r}")
         if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= 25:
             raise ExportError(f"--opset must be an integer in [13, 25], got {opset!r}")
-    if quantize is not None and quantize not in QUANTIZE_CHOICES:
-        raise ExportError(f"--quantize {quantize!r} is not supported; expected one of {', '.join(QUANTIZE_CHOICES)}")
+    check_quantize_request(backend, to, quantize, [f for f in FORMATS[backend] if f in QUANTIZE_FORMATS])
     if optimize and to != "onnx":
         raise ExportError(f"--optimize is onnxruntime's graph optimizer and applies to --to onnx only, not {to!r}")
     return backend
@@ -289,8 +321,8 @@ def export(
         to: a format of :data:`FORMATS` ``[backend]``.
         head: a head name or alias (default: the config's architecture, else BertModel).
         opset: ONNX opset (default: the exporter's).
-        quantize: "int8": dynamic int8 weights (ONNX: onnxruntime ``quantize_dynamic``; other formats: the
-            backend's ``quantize_dynamic_int8`` before export, where it has one).
+        quantize: "int8": dynamic int8 weights, for the formats of :data:`QUANTIZE_FORMATS` (ONNX: onnxruntime
+            ``quantize_dynamic`` on the written graph; TFLite: the converter's dynamic-range quantization).
         optimize: ONNX only: onnxruntime's transformer optimizer (attention / LayerNorm / GELU fusion).
 
     Returns:
@@ -312,12 +344,11 @@ def export(
     module = backend_export_module(backend)
     if to not in getattr(module, "FORMATS", ()):
         raise ExportError(f"{BACKENDS[backend].package}.export does not write {to!r}")
-    if quantize == "int8" and to != "onnx" and not hasattr(module, "quantize_dynamic_int8"):
-        raise ExportError(f"--quantize int8 is available for --to onnx only with backend {backend!r}, not {to!r}")
+    in_backend = bool(quantize) and to != "onnx"  # quantized by the backend's converter, not by onnxruntime here
+    if in_backend and to not in getattr(module, "QUANTIZE_FORMATS", ()):
+        raise ExportError(f"{BACKENDS[backend].package}.export does not quantize {to!r}")
     say(f"building {head} from {model_dir} ({backend})")
     model = getattr(importlib.import_module(BACKENDS[backend].package), head).from_pretrained(os.fspath(model_dir))
-    if quantize == "int8" and to != "onnx":
-        model = module.quantize_dynamic_int8(model)
     notes: List[str] = []
     fusions = None
     with tempfile.TemporaryDirectory(prefix="bert-export-") as work, staged_directory(out, replace=("*",)) as stage:
@@ -327,6 +358,10 @@ def export(
         if fusion_exporter:  # the exporter whose graph onnxruntime's attention fusion recognises
             module.export_model(model, stage, to, opset=opset, exporter=fusion_exporter)
             extra["onnx_exporter"] = fusion_exporter
+        elif in_backend:
+            say(f"quantizing: {QUANTIZE_FORMATS[to]}")
+            module.export_model(model, stage, to, opset=opset, quantize=quantize)
+            extra["quantization"] = module.quantization_record(stage, to)
         else:
             module.export_model(model, stage, to, opset=opset)
         if to == "onnx" and (optimize or quantize):
