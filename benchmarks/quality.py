@@ -54,7 +54,7 @@ def shapes(quick: bool) -> Dict[str, Any]:
     """Sizes of the run: training steps / batch, held-out texts, filler words per text, speed shapes."""
     if quick:
         return {"steps": 4, "batch": 8, "n_eval": 32, "filler": 8, "speed": {"a": (2, 16), "b": (2, 16)}, "reps": 1}
-    return {"steps": 300, "batch": 16, "n_eval": 512, "filler": 30, "speed": {"a": (8, 128), "b": (32, 128)}, "reps": 5}
+    return {"steps": 80, "batch": 16, "n_eval": 512, "filler": 12, "speed": {"a": (8, 128), "b": (32, 128)}, "reps": 5}
 
 
 # ------------------------------------------------------------------------------------------------------ the task
@@ -118,7 +118,7 @@ def fine_tune(base: Path, work: Path, quick: bool, progress: Callable[[str], Non
         max_steps=size["steps"],
         per_device_train_batch_size=size["batch"],
         max_length=LENGTH,
-        learning_rate=1e-4,
+        learning_rate=2e-4,
         warmup_ratio=0.1,
         weight_decay=0.01,
         save_steps=10**9,  # no intermediate checkpoints: the final model is what is measured

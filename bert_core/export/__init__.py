@@ -98,9 +98,9 @@ _QUANTIZE_ELSEWHERE: Dict[str, str] = {
         "torch.export cannot trace torch.ao's dynamic int8 Linear (its packed weights are a TorchScript object); "
         "use --to onnx --quantize int8, or bert_torch.export.quantize_dynamic_int8(model) in-process"
     ),
-    "savedmodel": "a SavedModel has no int8 kernels of its own; use --to tflite --quantize int8 or --to onnx --quantize int8",
+    "savedmodel": "a SavedModel runs float32; use --to tflite --quantize int8 or --to onnx --quantize int8",
     "stablehlo": (
-        "XLA:CPU runs int8 matmuls no faster than its float32 ones for BERT's layers; "
+        "a StableHLO artifact runs float32 (bert_flax has no int8 model); "
         "use --to onnx --quantize int8 (jax2onnx, then onnxruntime's int8 kernels)"
     ),
 }
