@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -363,16 +364,14 @@ def xla_int8_probe(tokens: int = 1024, repeats: int = 10) -> Dict[str, Any]:
 
 
 def _dot_ops(hlo: str) -> List[str]:
-    """The lines of compiled HLO that run the dot (a plain ``dot`` or a custom fusion and its kind)."""
+    """The instructions of compiled HLO that carry a dot: plain ``dot`` ops and fusions / custom calls, each as
+    ``name = type op(...)`` plus the fusion kind XLA:CPU picked (``__ynn_fusion``: XNNPACK's YNN kernels)."""
     ops = []
     for line in hlo.splitlines():
-        line = line.strip()
-        if line.startswith("ROOT") or "fusion(" in line or " dot(" in line:
-            if " dot(" in line or "fusion" in line or "custom-call" in line:
-                ops.append(
-                    line.split(", metadata=")[0][:200]
-                    + (" " + line.split("backend_config=")[1][:80] if "backend_config=" in line else "")
-                )
+        line = line.strip().removeprefix("ROOT ")
+        if " dot(" in line or " fusion(" in line or " custom-call(" in line:
+            kind = re.search(r'"kind":"(\w+)"', line)
+            ops.append(line.split(", metadata=")[0][:160] + (f" [{kind.group(1)}]" if kind else ""))
     return ops
 
 

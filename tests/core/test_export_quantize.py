@@ -38,3 +38,17 @@ def test_one_wording_for_core_and_backends():
     check_quantize_request("tf", "savedmodel", None, ("tflite",))  # nothing asked, nothing checked
     with pytest.raises(ExportError, match="--quantize 'fp8' is not supported; expected one of int8"):
         check_quantize_request("tf", "tflite", "fp8", ("tflite",))
+
+
+def test_cli_refusal_is_one_line_exit_2(tmp_path, capsys):
+    from bert_core import save_pretrained, tiny_config
+    from bert_core.export.cli import main
+    from bert_core.init import init_weights
+
+    config = tiny_config()
+    save_pretrained(tmp_path / "m", config, init_weights(config, "BertModel", seed=0), architecture="BertModel")
+    argv = ["export", str(tmp_path / "m"), str(tmp_path / "o"), "--backend", "flax", "--to", "stablehlo"]
+    assert main(argv + ["--quantize", "int8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--quantize int8 applies to --to onnx with backend 'flax'" in err
+    assert not (tmp_path / "o").exists()
