@@ -214,7 +214,7 @@ def classifier_paths(backend: str, ckpt: Path, work: Path, threads: int) -> Dict
             finally:
                 keras.mixed_precision.set_global_policy(previous)
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
             def run(ids, mask, types):
                 out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, training=False)
                 return tf.cast(out["logits"], tf.float32)
