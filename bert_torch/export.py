@@ -220,13 +220,15 @@ def _is_quantized(model: nn.Module) -> bool:
 
 def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every ``nn.Linear`` dynamically quantized to int8 (``torch.ao.quantization.
-    quantize_dynamic``: int8 weights per tensor, activations quantized per batch; CPU only). The embeddings and
+    quantize_dynamic``: int8 weights with one scale per output channel, activations quantized per batch; CPU only). The embeddings and
     LayerNorms stay fp32. The original is left unchanged."""
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     _check_model(model)
     quantized = copy.deepcopy(model)
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao (not installed); it still works in torch 2.13
         warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
-        return quantize_dynamic(quantized, {nn.Linear}, dtype=torch.qint8)
+        # per-channel scales: MiniLM's few outlier output channels cost per-tensor int8 its accuracy (token cosine
+        # 0.892 -> 0.949 measured, same speed)
+        return quantize_dynamic(quantized, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
