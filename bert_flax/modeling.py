@@ -33,7 +33,7 @@ import numpy as np
 from flax import nnx
 
 from bert_core import validation
-from bert_core.checkpoint import load_head_weights, release_pages
+from bert_core.checkpoint import aligned_copy, load_head_weights, release_pages
 from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
 from bert_core.init import complete_weights, init_weights
@@ -143,22 +143,15 @@ def _device_array(array: np.ndarray, transpose: bool, dtype) -> Array:
     """A float32 canonical (PyTorch-layout) array as a JAX array of ``dtype``, transposed when ``transpose``.
 
     Holds one copy of the data, never a view of ``array`` (a checkpoint map whose pages the caller drops). A float32
-    kernel is transposed into a fresh 64-byte-aligned host buffer that XLA:CPU adopts as the array's own memory
-    (``device_put(may_alias=True)`` is zero-copy for aligned buffers; a GPU copies it over), so the weights are
-    copied once, where a transposed numpy copy followed by ``jnp.asarray`` copies them twice.
+    kernel is transposed into a fresh aligned host buffer (``bert_core.checkpoint.aligned_copy``) that XLA:CPU adopts
+    as the array's own memory (``device_put(may_alias=True)``; a GPU copies it over): the weights are copied once,
+    where a transposed numpy copy followed by ``jnp.asarray`` copies them twice.
     """
     if not transpose:
         return jnp.asarray(array, dtype=dtype)
     if jnp.dtype(dtype) != jnp.float32:
         return jnp.asarray(np.ascontiguousarray(array.T), dtype=dtype)
-    raw = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % _ALIGNMENT
-    kernel = raw[start : start + array.nbytes].view(np.float32).reshape(array.shape[::-1])
-    np.copyto(kernel, array.T)
-    return jax.device_put(kernel, may_alias=True)
-
-
-_ALIGNMENT = 64  # bytes: XLA:CPU's minimum alignment for adopting a host buffer
+    return jax.device_put(aligned_copy(array, transpose=True), may_alias=True)
 
 
 def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
