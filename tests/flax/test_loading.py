@@ -1,5 +1,5 @@
-"""from_pretrained without Flax's random init: the structure comes from one jit trace, the dropout streams are what
-an eager build leaves (and the caller's Rngs advance alike), every parameter is a concrete loaded array."""
+"""from_pretrained without Flax's random init: an eager build whose parameters are only shapes, the dropout streams
+what a plain build leaves (and the caller's Rngs advance alike), every parameter a concrete loaded array."""
 
 import jax
 import jax.numpy as jnp
