@@ -137,8 +137,17 @@ def aligned_copy(array: np.ndarray, transpose: bool = False) -> np.ndarray:
     raw = np.empty(source.nbytes + BUFFER_ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % BUFFER_ALIGNMENT
     out = raw[start : start + source.nbytes].view(source.dtype).reshape(source.shape)
-    np.copyto(out, source)
+    if transpose and array.ndim == 2:
+        # A few hundred source rows at a time: each block is read in order (the mapped pages fault in sequentially)
+        # and written as short contiguous runs; one strided copy of the whole matrix is ~1.4x slower on bert-base.
+        for row in range(0, array.shape[0], _TRANSPOSE_BLOCK_ROWS):
+            np.copyto(out[:, row : row + _TRANSPOSE_BLOCK_ROWS], array[row : row + _TRANSPOSE_BLOCK_ROWS].T)
+    else:
+        np.copyto(out, source)
     return out
+
+
+_TRANSPOSE_BLOCK_ROWS = 256
 
 
 def _check_lengths(data, where: str) -> None:

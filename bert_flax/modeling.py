@@ -142,16 +142,15 @@ def _embed(num_embeddings: int, features: int, **kwargs) -> nnx.Embed:
 def _device_array(array: np.ndarray, transpose: bool, dtype) -> Array:
     """A float32 canonical (PyTorch-layout) array as a JAX array of ``dtype``, transposed when ``transpose``.
 
-    Holds one copy of the data, never a view of ``array`` (a checkpoint map whose pages the caller drops). A float32
-    kernel is transposed into a fresh aligned host buffer (``bert_core.checkpoint.aligned_copy``) that XLA:CPU adopts
-    as the array's own memory (``device_put(may_alias=True)``; a GPU copies it over): the weights are copied once,
-    where a transposed numpy copy followed by ``jnp.asarray`` copies them twice.
+    Holds one copy of the data, never a view of ``array`` (a checkpoint map whose pages the caller drops). For
+    float32 the array is copied (kernels transposed) into a fresh aligned host buffer
+    (``bert_core.checkpoint.aligned_copy``) that XLA:CPU adopts as the JAX array's own memory
+    (``device_put(may_alias=True)``; a GPU copies it over): one copy, where a transposed numpy copy followed by
+    ``jnp.asarray`` makes two. Other dtypes are cast by ``jnp.asarray``.
     """
-    if not transpose:
-        return jnp.asarray(array, dtype=dtype)
     if jnp.dtype(dtype) != jnp.float32:
-        return jnp.asarray(np.ascontiguousarray(array.T), dtype=dtype)
-    return jax.device_put(aligned_copy(array, transpose=True), may_alias=True)
+        return jnp.asarray(np.ascontiguousarray(array.T) if transpose else array, dtype=dtype)
+    return jax.device_put(aligned_copy(array, transpose=transpose), may_alias=True)
 
 
 def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:

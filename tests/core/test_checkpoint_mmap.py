@@ -64,7 +64,7 @@ def test_bf16_tensors_are_widened_copies(tmp_path):
 
 def test_aligned_copy_is_a_fresh_aligned_contiguous_copy(tmp_path):
     path = tmp_path / "model.safetensors"
-    kernel = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
+    kernel = np.random.default_rng(1).standard_normal((601, 5)).astype(np.float32)  # 3 blocks of rows, a partial last
     _write(path, {"k": kernel, "b": np.arange(3, dtype=np.float32)})
     mapped = read_safetensors(path)["k"]
     for transpose, expected in ((False, kernel), (True, kernel.T)):
