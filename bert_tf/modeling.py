@@ -844,7 +844,7 @@ def _initial_value(array: np.ndarray, spec, shape, dtype) -> tf.Tensor:
 
     The values are copied once, into an aligned host buffer (``bert_core.checkpoint.aligned_copy``, transposing
     kernels) that TF takes through DLPack without a copy and the variable then keeps as its memory; ``tf.constant``
-    would copy the array twice more (its defensive numpy copy, then an alignment copy).
+    copies its input again (a defensive numpy copy, and TF copies a buffer that is not 64-byte aligned once more).
     """
     host = aligned_copy(np.asarray(array, np.float32), transpose=backend_path(spec, "tf")[1])
     value = tf.cast(tf.experimental.dlpack.from_dlpack(host.__dlpack__()), dtype)
