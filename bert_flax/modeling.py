@@ -19,6 +19,8 @@ instead of casting them every call (~1.8x float32 speed on an AVX-512-BF16 host,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -31,7 +33,7 @@ import numpy as np
 from flax import nnx
 
 from bert_core import validation
-from bert_core.checkpoint import load_head_weights, release_pages
+from bert_core.checkpoint import aligned_copy, load_head_weights, release_pages
 from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
 from bert_core.init import complete_weights, init_weights
@@ -48,7 +50,7 @@ from bert_core.outputs import (
     TokenClassifierOutput,
     register_jax_pytree_nodes,
 )
-from bert_core.weights import backend_path, check_weights_match, from_backend_array, stored_weights, to_backend_array
+from bert_core.weights import WeightSpec, backend_path, check_weights_match, from_backend_array, stored_weights
 
 register_jax_pytree_nodes()  # outputs pass through jit / grad / vmap
 
@@ -75,12 +77,44 @@ def _accumulation_dtype(dtype) -> Optional[Any]:
     return jnp.float32 if jax.default_backend() == "cpu" else None
 
 
+# True while from_pretrained builds a model whose parameters are about to be loaded (see _shape_only_parameters)
+_SHAPE_ONLY = contextvars.ContextVar("bert_flax_shape_only_parameters", default=False)
+
+
+def _shape_only(key: Array, shape, dtype=jnp.float32) -> jax.ShapeDtypeStruct:
+    """Parameter initialiser that computes nothing: the parameter's shape and dtype, its value to be loaded."""
+    return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+
+@contextlib.contextmanager
+def _shape_only_parameters():
+    """Build modules eagerly with every parameter left as a ``jax.ShapeDtypeStruct`` (no random init, no memory).
+
+    Everything else runs as in an eager build: each initialiser still draws its key from ``rngs``, so the dropout
+    streams forked in between, and the caller's ``rngs`` counts, are bit-identical to a plain construction.
+    """
+    token = _SHAPE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPE_ONLY.reset(token)
+
+
+def _initialisers(*names: str) -> Dict[str, Any]:
+    """``{name: _shape_only}`` for each initialiser argument while building shape-only parameters, else ``{}``."""
+    return dict.fromkeys(names, _shape_only) if _SHAPE_ONLY.get() else {}
+
+
 class _Linear(nnx.Linear):
     """``nnx.Linear`` whose half-width computation accumulates in float32 and returns ``dtype`` (see above)."""
 
     def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
         super().__init__(
-            in_features, out_features, preferred_element_type=_accumulation_dtype(kwargs.get("dtype")), **kwargs
+            in_features,
+            out_features,
+            preferred_element_type=_accumulation_dtype(kwargs.get("dtype")),
+            **_initialisers("kernel_init", "bias_init"),
+            **kwargs,
         )
 
     def __call__(self, inputs: Array, out_sharding=None) -> Array:
@@ -97,11 +131,26 @@ def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.L
         dtype=dtype,
         param_dtype=param_dtype,
         rngs=rngs,
+        **_initialisers("scale_init", "bias_init"),
     )
 
 
-def _shape_of(x: Array) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+def _embed(num_embeddings: int, features: int, **kwargs) -> nnx.Embed:
+    return nnx.Embed(num_embeddings, features, **_initialisers("embedding_init"), **kwargs)
+
+
+def _device_array(array: np.ndarray, transpose: bool, dtype) -> Array:
+    """A float32 canonical (PyTorch-layout) array as a JAX array of ``dtype``, transposed when ``transpose``.
+
+    Holds one copy of the data, never a view of ``array`` (a checkpoint map whose pages the caller drops). For
+    float32 the array is copied (kernels transposed) into a fresh aligned host buffer
+    (``bert_core.checkpoint.aligned_copy``) that XLA:CPU adopts as the JAX array's own memory
+    (``device_put(may_alias=True)``; a GPU copies it over): one copy, where a transposed numpy copy followed by
+    ``jnp.asarray`` makes two. Other dtypes are cast by ``jnp.asarray``.
+    """
+    if jnp.dtype(dtype) != jnp.float32:
+        return jnp.asarray(np.ascontiguousarray(array.T) if transpose else array, dtype=dtype)
+    return jax.device_put(aligned_copy(array, transpose=transpose), may_alias=True)
 
 
 def _rngs(seed: Optional[int], rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
@@ -279,9 +328,9 @@ class BertEmbeddings(nnx.Module):
 
     def __init__(self, config: BertConfig, *, dtype, param_dtype, rngs: nnx.Rngs) -> None:
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.word_embeddings = nnx.Embed(config.vocab_size, config.hidden_size, **kw)
-        self.position_embeddings = nnx.Embed(config.max_position_embeddings, config.hidden_size, **kw)
-        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, config.hidden_size, **kw)
+        self.word_embeddings = _embed(config.vocab_size, config.hidden_size, **kw)
+        self.position_embeddings = _embed(config.max_position_embeddings, config.hidden_size, **kw)
+        self.token_type_embeddings = _embed(config.type_vocab_size, config.hidden_size, **kw)
         self.LayerNorm = _layer_norm(config, dtype, param_dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
         self.position_embedding_type = config.position_embedding_type
@@ -340,7 +389,7 @@ class BertSelfAttention(nnx.Module):
         self.position_embedding_type = position_embedding_type or config.position_embedding_type
         self.max_position_embeddings = config.max_position_embeddings
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
-            self.distance_embedding = nnx.Embed(2 * config.max_position_embeddings - 1, self.attention_head_size, **kw)
+            self.distance_embedding = _embed(2 * config.max_position_embeddings - 1, self.attention_head_size, **kw)
         self.layer_index = layer_index
         self.dtype = dtype
 
@@ -829,8 +878,8 @@ class BertPreTrainedModel(nnx.Module):
     def _weight_table(self):
         return stored_weights(self.config, self.head_name, self._add_pooling_layer)
 
-    def _variable(self, name: str) -> nnx.Variable:
-        path, _ = backend_path(self._weight_table()[name], "flax")
+    def _variable(self, name: str, spec: Optional[WeightSpec] = None) -> nnx.Variable:
+        path, _ = backend_path(self._weight_table()[name] if spec is None else spec, "flax")
         node: Any = self
         for part in path:
             node = node[int(part)] if part.isdigit() else getattr(node, part)
@@ -847,14 +896,18 @@ class BertPreTrainedModel(nnx.Module):
         check_weights_match(table, weights, self.head_name)
         for name, spec in table.items():
             array = np.asarray(weights[name], dtype=np.float32)
-            # a new value, not an in-place update: from_pretrained's parameters are abstract until here
-            self._variable(name).set_value(jnp.asarray(to_backend_array(array, spec, "flax"), dtype=self.param_dtype))
-            release_pages(array)  # copied into a JAX buffer: the checkpoint's mapped pages can go
+            value = _device_array(array, backend_path(spec, "flax")[1], self.param_dtype)
+            # a new value, not an in-place update: from_pretrained's parameters are shapes only until here
+            self._variable(name, spec).set_value(value)
+            # the copy is asynchronous: the checkpoint's mapped pages can go once it is done (dropped before, the
+            # copy would fault them in again and they would stay)
+            value.block_until_ready()
+            release_pages(array)
 
     def canonical_weights(self) -> "OrderedDict[str, np.ndarray]":
         """Every stored tensor as float32 numpy, PyTorch layout, keyed like ``stored_weights`` (tied decoder left out)."""
         return OrderedDict(
-            (name, from_backend_array(np.asarray(self._variable(name)[...], np.float32), spec, "flax"))
+            (name, from_backend_array(np.asarray(self._variable(name, spec)[...], np.float32), spec, "flax"))
             for name, spec in self._weight_table().items()
         )
 
@@ -908,19 +961,10 @@ class BertPreTrainedModel(nnx.Module):
             local_files_only=local_files_only,
             **config_overrides,
         )
-        # No random init of weights about to be replaced: the model is built once under jit, which returns only the
-        # non-parameter state (the dropout streams, as an eager build leaves them) and leaves the parameter
-        # initialisers dead code; the structure and parameter shapes are kept from that one trace.
-        traced: Dict[str, Any] = {}
-
-        def build(streams: nnx.Rngs):
-            model = cls(config, **init_kwargs, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=streams)
-            graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-            traced["graphdef"], traced["params"] = graphdef, jax.tree.map(_shape_of, nnx.to_pure_dict(params))
-            return rest
-
-        rest = nnx.jit(build)(_rngs(seed, rngs))
-        model = nnx.merge(traced["graphdef"], traced["params"], rest)
+        # No random init of weights about to be replaced: an eager build whose parameters are only shapes (no
+        # tracing, no compilation), leaving the dropout streams and the caller's rngs as a plain build does.
+        with _shape_only_parameters():
+            model = cls(config, **init_kwargs, seed=None, dtype=dtype, param_dtype=param_dtype, rngs=_rngs(seed, rngs))
         model.load_canonical_weights(complete_weights(weights, config, cls.head_name, seed, pool))
         return (model, info.as_dict()) if output_loading_info else model
 

@@ -68,7 +68,7 @@ finally:
         sys.meta_path.remove(_guard)
 
 from bert_core import validation  # noqa: E402
-from bert_core.checkpoint import load_head_weights, release_pages  # noqa: E402
+from bert_core.checkpoint import aligned_copy, load_head_weights, release_pages  # noqa: E402
 from bert_core.checkpoint import save_pretrained as _save_checkpoint  # noqa: E402
 from bert_core.config import BertConfig  # noqa: E402
 from bert_core.init import complete_weights, init_weights  # noqa: E402
@@ -840,8 +840,14 @@ _CALL_ARGUMENTS: Dict[type, Tuple[str, ...]] = {}
 @_register
 def _initial_value(array: np.ndarray, spec, shape, dtype) -> tf.Tensor:
     """A deferred variable's initial value: the canonical ``array`` in TF layout, as a tensor of ``dtype``; the
-    checkpoint's mapped pages are dropped once the values are copied out."""
-    value = tf.cast(tf.constant(to_backend_array(np.asarray(array, np.float32), spec, "tf")), dtype)
+    checkpoint's mapped pages are dropped once the values are copied out.
+
+    The values are copied once, into an aligned host buffer (``bert_core.checkpoint.aligned_copy``, transposing
+    kernels) that TF takes through DLPack without a copy and the variable then keeps as its memory; ``tf.constant``
+    copies its input again (a defensive numpy copy, and TF copies a buffer that is not 64-byte aligned once more).
+    """
+    host = aligned_copy(np.asarray(array, np.float32), transpose=backend_path(spec, "tf")[1])
+    value = tf.cast(tf.experimental.dlpack.from_dlpack(host.__dlpack__()), dtype)
     release_pages(array)
     return value
 

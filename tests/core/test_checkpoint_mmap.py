@@ -7,7 +7,7 @@ import mmap
 import numpy as np
 from safetensors.numpy import save_file
 
-from bert_core.checkpoint import read_safetensors, release_pages
+from bert_core.checkpoint import BUFFER_ALIGNMENT, aligned_copy, read_safetensors, release_pages
 
 
 def _write(path, tensors):
@@ -60,3 +60,19 @@ def test_bf16_tensors_are_widened_copies(tmp_path):
     np.testing.assert_array_equal(x, values)
     release_pages(x)  # a widened copy: nothing to drop, no error
     np.testing.assert_array_equal(x, values)
+
+
+def test_aligned_copy_is_a_fresh_aligned_contiguous_copy(tmp_path):
+    path = tmp_path / "model.safetensors"
+    kernel = np.random.default_rng(1).standard_normal((601, 5)).astype(np.float32)  # 3 blocks of rows, a partial last
+    _write(path, {"k": kernel, "b": np.arange(3, dtype=np.float32)})
+    mapped = read_safetensors(path)["k"]
+    for transpose, expected in ((False, kernel), (True, kernel.T)):
+        out = aligned_copy(mapped, transpose=transpose)
+        assert out.ctypes.data % BUFFER_ALIGNMENT == 0, transpose
+        assert out.flags.c_contiguous and out.dtype == np.float32 and out.shape == expected.shape
+        np.testing.assert_array_equal(out, expected)
+        assert not np.shares_memory(out, mapped)
+    out = aligned_copy(mapped, transpose=True)
+    release_pages(mapped)  # the copy keeps its values once the checkpoint's pages are gone
+    np.testing.assert_array_equal(out, kernel.T)

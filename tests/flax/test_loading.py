@@ -1,12 +1,15 @@
-"""from_pretrained without Flax's random init: the structure comes from one jit trace, the dropout streams are what
-an eager build leaves (and the caller's Rngs advance alike), every parameter is a concrete loaded array."""
+"""from_pretrained without Flax's random init: an eager build whose parameters are only shapes, the dropout streams
+what a plain build leaves (and the caller's Rngs advance alike), every parameter a concrete loaded array."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 import bert_flax
 from bert_core.config import tiny_config
+from bert_flax.modeling import _device_array, _shape_only_parameters
 
 
 def _key_data(x):
@@ -43,3 +46,27 @@ def test_dropout_streams_and_caller_rngs_match_an_eager_build(tmp_path):
     flags = jax.tree_util.tree_leaves(same)
     assert flags and all(flags)
     assert int(eager_rngs.default.count[...]) == int(loaded_rngs.default.count[...]) > 0
+
+
+def test_shape_only_build_allocates_no_parameters_and_leaves_plain_builds_alone():
+    config = tiny_config(position_embedding_type="relative_key")
+    with _shape_only_parameters():
+        shapes = bert_flax.BertForPreTraining(config, seed=None)
+    plain = bert_flax.BertForPreTraining(config, seed=None)
+    params = jax.tree_util.tree_leaves(nnx.state(shapes, nnx.Param))
+    # the LM bias is the one parameter built as zeros outside an initialiser
+    assert sum(isinstance(x, jax.ShapeDtypeStruct) for x in params) == len(params) - 1
+    expected = jax.tree_util.tree_leaves(nnx.state(plain, nnx.Param))
+    assert all(isinstance(x, jax.Array) for x in expected)  # the switch is off again after the block
+    assert [(x.shape, x.dtype) for x in params] == [(x.shape, x.dtype) for x in expected]
+
+
+@pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.bfloat16])
+def test_device_arrays_take_the_flax_layout_and_dtype(param_dtype):
+    kernel = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    for transpose, expected in ((True, kernel.T), (False, kernel)):
+        value = _device_array(kernel, transpose, param_dtype)
+        assert value.dtype == param_dtype and value.shape == expected.shape
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(jnp.asarray(expected, param_dtype)))
+    kernel[0, 0] = 9.0  # never a view of the source (a checkpoint map whose pages are dropped next)
+    assert float(_device_array(kernel, True, param_dtype)[0, 0]) == 9.0 != float(value[0, 0])
