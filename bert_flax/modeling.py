@@ -87,6 +87,11 @@ class _Linear(nnx.Linear):
         y = super().__call__(inputs, out_sharding=out_sharding)
         return y if self.dtype is None else y.astype(self.dtype)
 
+    def accumulate(self, inputs: Array) -> Array:
+        """``inputs @ kernel + bias`` before the cast back to ``dtype``: float32 for a half-width computation on CPU
+        (the GEMM's own output), else the same as calling the layer."""
+        return super().__call__(inputs)
+
 
 def _layer_norm(config: BertConfig, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
     # use_fast_variance=False: mean((x - mean)^2) as PyTorch computes it, not E[x^2] - E[x]^2
@@ -474,7 +479,11 @@ class BertIntermediate(nnx.Module):
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def __call__(self, hidden_states: Array) -> Array:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        # The activation takes the GEMM's float32 sums (bias included) and is rounded to ``dtype`` once: in bfloat16
+        # XLA:CPU would otherwise write the float32 product, round it, widen it again for the activation's float32
+        # arithmetic and materialise the activation's constants at full size for the next GEMM's fusion.
+        out = self.intermediate_act_fn(self.dense.accumulate(hidden_states))
+        return out if self.dense.dtype is None else out.astype(self.dense.dtype)
 
 
 class BertOutput(nnx.Module):
