@@ -386,6 +386,13 @@ class BertSelfAttention(nnx.Module):
         relative = self.position_embedding_type in ("relative_key", "relative_key_query")
 
         acc = _accumulation_dtype(self.dtype)
+        # Half width on CPU: scale the query, not the scores, and hand the attention fusion finished half-width heads.
+        # Else XLA:CPU materialises 1/sqrt(D) as a float32 (B, N, S, K) operand of its attention fusion and widens
+        # the head transposes to float32 (12% fewer bytes moved for MiniLM 32 x 128). Float32 keeps HF's order.
+        prescale = acc is not None and not relative
+        if prescale:
+            query = query * jnp.asarray(1 / math.sqrt(self.attention_head_size), query.dtype)
+            query, key, value = jax.lax.optimization_barrier((query, key, value))
         scores = jnp.einsum("bnqd,bnkd->bnqk", query, key, preferred_element_type=acc)
         if relative:
             q_len, k_len = query.shape[2], key.shape[2]
@@ -400,7 +407,8 @@ class BertSelfAttention(nnx.Module):
             scores = scores + jnp.einsum("bnld,lrd->bnlr", query, distance, preferred_element_type=acc)
             if self.position_embedding_type == "relative_key_query":
                 scores = scores + jnp.einsum("bnrd,lrd->bnlr", key, distance, preferred_element_type=acc)
-        scores = scores / jnp.asarray(math.sqrt(self.attention_head_size), scores.dtype)
+        if not prescale:
+            scores = scores / jnp.asarray(math.sqrt(self.attention_head_size), scores.dtype)
         if attention_mask is not None:
             scores = scores + attention_mask.astype(scores.dtype)
         # softmax in float32 even for bfloat16 computation: the max-subtraction needs the range
