@@ -64,7 +64,7 @@ _TORCH_OPS = {
     FUSED: ("aten::_scaled_dot_product", "aten::scaled_dot_product_attention", "aten::_flash_attention"),
     SOFTMAX: ("aten::softmax", "aten::_softmax", "aten::div", "aten::masked_fill", "aten::clamp"),
     LN: ("aten::layer_norm", "aten::native_layer_norm", "aten::add"),
-    GELU: ("aten::gelu", "aten::erf", "aten::tanh"),
+    GELU: ("aten::gelu", "aten::erf"),
     LAYOUT: (
         "aten::to",
         "aten::_to_copy",
