@@ -11,7 +11,8 @@ buffer length), E encoder length, H hidden size, N heads, D head size (H / N), V
 
 bfloat16: ``dtype=jnp.bfloat16`` computes in bfloat16, and every matrix product (dense layers, attention, the tied
 decoder) takes bfloat16 operands but accumulates and returns float32 before the cast back (``_accumulation_dtype``);
-softmax runs in float32. On x86 CPUs XLA only reaches its fast bfloat16 GEMM in that bf16 x bf16 -> f32 form (a
+softmax runs in float32, the intermediate activation on the float32 sums, and on CPU attention scales the query by
+1/sqrt(D) instead of the scores (docs/precision.md). On x86 CPUs XLA only reaches its fast bfloat16 GEMM in that bf16 x bf16 -> f32 form (a
 bf16 -> bf16 dot is ~0.8x of float32, slower than the float32 model); no XLA flag of jaxlib 0.10 (oneDNN, XNNPACK
 fusion) changes this. For inference also pass ``param_dtype=jnp.bfloat16`` to store the weights in bfloat16 once
 instead of casting them every call (~1.8x float32 speed on an AVX-512-BF16 host, ~1.65x with float32 weights).
