@@ -16,7 +16,8 @@ profiler, every kernel is put in one of :data:`CATEGORIES`, and ``DIR/<backend>-
   is thread time (its total can exceed the wall time); the split is reliable, the sum is not a wall time.
 
 The unprofiled wall time against the profiled op-time total says how much the table misses (framework overhead,
-Python, waits). Non-GEMM share = 1 - GEMM share (attention matmuls count as non-GEMM only where they are unfused).
+Python, waits). Non-GEMM share = everything but the GEMM and attention-matmul rows (torch's fused SDPA kernel, which
+holds its softmax too, counts as non-GEMM).
 """
 
 from __future__ import annotations
