@@ -73,6 +73,47 @@ ACT2FN = {
 }
 
 
+# ------------------------------------------------------------------------------------- bfloat16 CPU inference kernels
+
+# oneDNN's fused linear (the kernel inductor uses for CPU linears): bias, an exact-GELU or a residual add applied to the
+# float32 accumulator in the GEMM's epilogue. In a bfloat16 forward ``nn.Linear`` is aten::addmm, which first copies
+# the broadcast bias into its output and leaves GELU and the residual add as separate passes over bfloat16 memory.
+_ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+
+def _fused_bf16_linear(x: torch.Tensor, layer: nn.Linear) -> bool:
+    """True where ``layer(x)`` may run as a fused oneDNN bfloat16 linear: bfloat16 CPU tensors with autograd off
+    (inference), outside torch.compile / export / TorchScript tracing (those see the plain ops). Float32 never does:
+    its numbers stay the reference's."""
+    return (
+        _ONEDNN_LINEAR is not None
+        and x.dtype == torch.bfloat16
+        and layer.weight.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and not _is_tracing()
+    )
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+    """``layer(x)``, or ``F.gelu(layer(x))`` with ``gelu``: float (..., in) -> (..., out). In the fused kernel the exact
+    GELU is computed on the float32 sums before they are rounded to bfloat16."""
+    if not _fused_bf16_linear(x, layer):
+        return F.gelu(layer(x)) if gelu else layer(x)
+    return _ONEDNN_LINEAR(
+        x.contiguous(), layer.weight, layer.bias, "gelu" if gelu else "none", [], "none" if gelu else ""
+    )
+
+
+def _linear_add(layer: nn.Linear, x: torch.Tensor, residual: torch.Tensor, dropout: nn.Dropout) -> torch.Tensor:
+    """``dropout(layer(x)) + residual``: float (B, S, in), (B, S, out) -> (B, S, out), the residual added in the GEMM's
+    epilogue when dropout is off and the fused kernel applies."""
+    if dropout.training and dropout.p > 0 or not _fused_bf16_linear(x, layer) or residual.dtype != x.dtype:
+        return dropout(layer(x)) + residual
+    return _ONEDNN_LINEAR.binary(x.contiguous(), residual.contiguous(), layer.weight, layer.bias, "add")
+
+
 # ------------------------------------------------------------------------------------------------------- input checks
 
 
@@ -325,13 +366,16 @@ class BertSelfAttention(nn.Module):
         Returns:
             (context float (B, S, H), probs float (B, N, S, K) or None, present (keys, values) each (B, N, K, D)).
         """
-        query = self._heads(self.query(hidden_states))  # (B, N, S, D)
+        query = self._heads(_linear(self.query, hidden_states))  # (B, N, S, D)
         is_cross = encoder_hidden_states is not None
         if is_cross and past_key_value is not None:
             key, value = past_key_value
         else:
             source = encoder_hidden_states if is_cross else hidden_states
-            key, value = self._heads(self.key(source)), self._heads(self.value(source))  # (B, N, S|E, D)
+            key, value = (
+                self._heads(_linear(self.key, source)),
+                self._heads(_linear(self.value, source)),
+            )  # (B, N, S|E, D)
             if past_key_value is not None:
                 key = torch.cat([past_key_value[0], key], dim=2)  # (B, N, K, D)
                 value = torch.cat([past_key_value[1], value], dim=2)
@@ -381,7 +425,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        return self.LayerNorm(_linear_add(self.dense, hidden_states, input_tensor, self.dropout))
 
 
 class BertAttention(nn.Module):
@@ -457,7 +501,9 @@ class BertIntermediate(nn.Module):
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        if self.intermediate_act_fn is F.gelu:  # "gelu": exact GELU, fused into the bfloat16 CPU kernel
+            return _linear(self.dense, hidden_states, gelu=True)
+        return self.intermediate_act_fn(_linear(self.dense, hidden_states))
 
 
 class BertOutput(nn.Module):
@@ -470,7 +516,7 @@ class BertOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        return self.LayerNorm(_linear_add(self.dense, hidden_states, input_tensor, self.dropout))
 
 
 class BertLayer(nn.Module):
