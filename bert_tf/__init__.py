@@ -23,6 +23,7 @@ from .modeling import (
     BertPreTrainedModel,
     canonical_grads,
 )
+from .inference import CompiledModel, compile_for_inference
 
 TFBertModel = BertModel
 TFBertForPreTraining = BertForPreTraining
@@ -47,6 +48,8 @@ __all__ = [
     "BertPreTrainedModel",
     "ALL_MODEL_CLASSES",
     "canonical_grads",
+    "compile_for_inference",
+    "CompiledModel",
     "TFBertModel",
     "TFBertForPreTraining",
     "TFBertLMHeadModel",

@@ -24,6 +24,7 @@ from .modeling import (  # noqa: E402
     BertPreTrainedModel,
     canonical_grads,
 )
+from .inference import compile_for_inference  # noqa: E402
 
 __all__ = [
     "BertModel",
@@ -38,4 +39,5 @@ __all__ = [
     "BertPreTrainedModel",
     "ALL_MODEL_CLASSES",
     "canonical_grads",
+    "compile_for_inference",
 ]

@@ -12,6 +12,7 @@ N heads, D head size (H / N), V vocab size, C choices.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from bert_core import validation
+from bert_core import compiled, validation
 from bert_core.checkpoint import load_head_weights
 from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
@@ -146,6 +147,17 @@ def _check_inputs(
         has_cache=past_key_values is not None,
         past_length=_static(_past_length(past_key_values)),
     )
+
+
+def _check_id_values(config: BertConfig, inputs: Mapping[str, Any]) -> None:
+    """The id-range checks of :func:`_check_inputs` alone, for a compiled model's eager prologue."""
+    ranges = {}
+    for name in compiled.ID_INPUTS:
+        x = inputs.get(name)
+        # missing, empty or not integer: the forward's own checks name the problem
+        if isinstance(x, torch.Tensor) and x.numel() and not (x.dtype.is_floating_point or x.dtype == torch.bool):
+            ranges[name] = tuple(int(v) for v in torch.aminmax(x))
+    compiled.check_id_ranges(config, ranges)
 
 
 def _check_labels(
@@ -718,6 +730,13 @@ class BertPreTrainedModel(nn.Module):
         # numpy arrays (a BatchEncoding made with return_tensors="np", a collated batch) become tensors here, once
         args = tuple(_as_tensor(a) for a in args)
         kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
+        if self._compiled_call_impl is not None and not _is_tracing():
+            # Compiled (compile_for_inference / Module.compile): the graph cannot read tensor values, so the id
+            # ranges are checked here, and a call with labels (their values are checked too) runs eagerly.
+            bound = inspect.signature(self.forward).bind_partial(*args, **kwargs).arguments
+            _check_id_values(self.config, bound)
+            if any(bound.get(name) is not None for name in compiled.LABEL_INPUTS):
+                return self._call_impl(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def _post_init(self, seed: Optional[int]) -> None:
