@@ -9,6 +9,7 @@ from bert_core.backends import require_backend
 require_backend("tf")  # a clear ImportError naming the extra, before the framework import fails
 
 
+from .inference import CompiledModel, compile_for_inference
 from .modeling import (
     ALL_MODEL_CLASSES,
     BertForMaskedLM,
@@ -23,7 +24,6 @@ from .modeling import (
     BertPreTrainedModel,
     canonical_grads,
 )
-from .inference import CompiledModel, compile_for_inference
 
 TFBertModel = BertModel
 TFBertForPreTraining = BertForPreTraining

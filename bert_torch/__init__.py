@@ -10,6 +10,7 @@ from bert_core.outputs import register_torch_pytree_nodes
 # torch.compile / torch.export flatten our outputs; register them once, at import.
 register_torch_pytree_nodes()
 
+from .inference import compile_for_inference  # noqa: E402
 from .modeling import (  # noqa: E402
     ALL_MODEL_CLASSES,
     BertForMaskedLM,
@@ -24,7 +25,6 @@ from .modeling import (  # noqa: E402
     BertPreTrainedModel,
     canonical_grads,
 )
-from .inference import compile_for_inference  # noqa: E402
 
 __all__ = [
     "BertModel",
