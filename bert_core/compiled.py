@@ -61,19 +61,25 @@ def check_choice(name: str, value: Any, choices: Sequence[Optional[str]]) -> Opt
     return value
 
 
-#: the inputs whose values a compiled graph cannot check (it sees no values): checked eagerly before each call
-ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
 #: label arguments: a compiled model runs a call that has any of them eagerly, so their values are checked as usual
 LABEL_INPUTS = ("labels", "next_sentence_label", "start_positions", "end_positions")
 
+#: the inputs whose values a traced graph cannot check (it sees no values)
+ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
 
-def check_id_ranges(config: Any, ranges: Mapping[str, Tuple[int, int]]) -> None:
-    """The value checks of ``validation.check_inputs`` alone: ``ranges`` maps each id input present (of
-    :data:`ID_INPUTS`, integer and non-empty) to its (min, max). Same errors as the eager forward.
+
+def check_values(
+    config: Any, ranges: Mapping[str, Tuple[int, int]], seq_len: Optional[int], past_length: int = 0
+) -> None:
+    """What a graph traced for any shape cannot check, made eagerly before each compiled call: the id ranges
+    (``ranges``: each integer, non-empty input of :data:`ID_INPUTS` -> its (min, max)) and the sequence length
+    (None: unknown, not checked). Same errors as the eager forward (``bert_core.validation``).
 
     Raises:
-        ValueError naming the input, the offending id and the valid range.
+        ValueError naming the input, the offending value and the valid range.
     """
+    if seq_len is not None:
+        validation.check_sequence_length(seq_len, past_length, config.max_position_embeddings)
     if "input_ids" in ranges:
         validation.check_token_ids(*ranges["input_ids"], config.vocab_size)
     if "token_type_ids" in ranges:

@@ -41,8 +41,9 @@ class CompiledModel:
         self._forward = tf.function(forward, jit_compile=jit_compile, reduce_retracing=True)
 
     def __call__(self, *args: Any, **kwargs: Any):
-        """As ``model(...)``. Id ranges are checked eagerly first (a graph sees no values); a call with labels
-        runs the eager model, so the label values are checked and the loss computed as usual."""
+        """As ``model(...)``. Id ranges and the sequence length are checked eagerly first (a graph traced for any
+        shape sees neither; XLA would clamp an out-of-range gather silently); a call with labels runs the eager
+        model, so the label values are checked and the loss computed as usual."""
         kwargs.pop("training", None)
         inputs = self.model._unpack_inputs(args, kwargs)
         ranges = {}
@@ -50,7 +51,14 @@ class CompiledModel:
             x = inputs.get(name)
             if x is not None and tf.as_dtype(x.dtype).is_integer and int(np.prod(x.shape)) > 0:
                 ranges[name] = (int(tf.reduce_min(x)), int(tf.reduce_max(x)))
-        checks.check_id_ranges(self.config, ranges)
+        ids = inputs.get("input_ids")
+        past = inputs.get("past_key_values")
+        checks.check_values(
+            self.config,
+            ranges,
+            seq_len=None if ids is None or len(ids.shape) < 2 else int(ids.shape[-1]),
+            past_length=0 if not past else int(past[0][0].shape[2]),
+        )
         if any(inputs.get(name) is not None for name in checks.LABEL_INPUTS):
             return self.model(**inputs, training=False)
         # tensors are traced; Python values (output flags, return_dict) are part of the trace's key
