@@ -9,7 +9,6 @@ from bert_core.backends import require_backend
 require_backend("tf")  # a clear ImportError naming the extra, before the framework import fails
 
 
-from .inference import CompiledModel, compile_for_inference
 from .modeling import (
     ALL_MODEL_CLASSES,
     BertForMaskedLM,
@@ -34,6 +33,9 @@ TFBertForSequenceClassification = BertForSequenceClassification
 TFBertForMultipleChoice = BertForMultipleChoice
 TFBertForTokenClassification = BertForTokenClassification
 TFBertForQuestionAnswering = BertForQuestionAnswering
+
+# after .modeling, whose import guard keeps TensorFlow's optional jax import out
+from .inference import CompiledModel, compile_for_inference  # noqa: E402
 
 __all__ = [
     "BertModel",
