@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from . import validation
 
-#: what ``compile=True`` means on each backend (pipelines, ``bert serve --compile``, ``bert pipeline --compile``)
+#: what ``compile=True`` means on each backend (pipelines, ``bert serve --compile``, ``bert predict --compile``)
 COMPILE_HELP = (
     "compile the model for inference: torch.compile (inductor, frozen weights) on torch, XLA "
     "(tf.function(jit_compile=True)) on tf; flax always runs under jax.jit, so it changes nothing there. "
