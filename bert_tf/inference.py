@@ -46,6 +46,8 @@ class CompiledModel:
         model, so the label values are checked and the loss computed as usual."""
         kwargs.pop("training", None)
         inputs = self.model._unpack_inputs(args, kwargs)
+        # nested Python lists of ids, as the eager model takes them
+        inputs = {k: np.asarray(v) if isinstance(v, list) else v for k, v in inputs.items()}
         ranges = {}
         for name in checks.ID_INPUTS:
             x = inputs.get(name)

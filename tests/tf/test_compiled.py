@@ -63,6 +63,10 @@ def test_call_forms_and_shapes(heads):
     inputs = _inputs("BertModel")
     packed = compiled(inputs)  # HF-TF idiom: a dict as the first argument
     np.testing.assert_allclose(_arrays(packed)["last_hidden_state"], eager["last_hidden_state"], atol=1e-5)
+    two = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    listed = compiled(input_ids=two["input_ids"].tolist(), attention_mask=two["attention_mask"])  # nested lists
+    want = _arrays(model(**two))["last_hidden_state"]
+    np.testing.assert_allclose(_arrays(listed)["last_hidden_state"], want, atol=1e-5)
     as_tuple = compiled(**inputs, return_dict=False)
     assert isinstance(as_tuple, tuple)
     np.testing.assert_allclose(np.asarray(as_tuple[0]), eager["last_hidden_state"], atol=1e-5)
