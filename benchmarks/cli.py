@@ -39,6 +39,8 @@ from typing import Any, Dict, List, Optional
 from bert_core.backends import BACKEND_NAMES, distribution_version, installed_backends
 from bert_core.io_utils import atomic_write_text
 
+from .compiled_report import compiled_markdown, compiled_targets
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 FRAMEWORKS = BACKEND_NAMES
@@ -289,6 +291,7 @@ def worker_spec(args, framework: str, ckpts: Dict[str, str], data: Optional[Dict
         "peak_n": 768 if q else 2048,
         "peak_repeats": 2 if q else 5,
         "tf_jit": args.tf_jit,
+        "compiled": args.compiled == "on" or (args.compiled == "auto" and not q),
     }
 
 
@@ -389,6 +392,7 @@ def summarize(result: Dict[str, Any]) -> Dict[str, Any]:
         for task, e in (_get(r, "h", "tasks") or {}).items():
             for hf in ("hf_default", "hf_batched"):
                 t[f"h_{task}_vs_{hf}"] = _ratio(_get(e, "ours", "texts_per_s"), _get(e, hf, "texts_per_s"))
+        t.update(compiled_targets(r))
         t["l_long_vs_hf"] = _ratio(_get(r, "l", "ours_fp32", "seq_per_s"), _get(r, "l", "hf_fp32", "seq_per_s"))
         long_mem = {e["impl"]: e for e in result.get("long_memory") or [] if e.get("framework") == fw}
         t["l_steady_call_memory_vs_hf"] = _ratio(
@@ -500,7 +504,7 @@ def markdown(result: Dict[str, Any]) -> str:
                 continue
             peak32 = _get(result, "frameworks", fw, "peak_flop_per_s", "fp32")
             peak16 = _get(result, "frameworks", fw, "peak_flop_per_s", "bf16")
-            for name in ("ours_fp32", "hf_fp32", "ours_bf16"):
+            for name in ("ours_fp32", "hf_fp32", "ours_bf16", "ours_compiled_fp32", "ours_compiled_bf16"):
                 e = r.get(name)
                 if not e:
                     continue
@@ -575,6 +579,7 @@ def markdown(result: Dict[str, Any]) -> str:
         )
     lines += _markdown_long(result, fws)
     lines += _markdown_loops(result, fws)
+    lines += compiled_markdown(result)
     tok = result.get("tokenizers")
     if tok:
         lines += [
@@ -803,6 +808,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     )
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per forward measurement")
     p.add_argument("--tf-jit", action="store_true", help="XLA-compile the TF functions (ours and HF alike)")
+    p.add_argument(
+        "--compiled",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="time the ours_compiled_* variants of (a) and (b) on torch and tf (compile_for_inference; each "
+        "compiles for a minute or more); auto (default): on in full runs, off with --quick",
+    )
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     p.add_argument("--python", default=sys.executable, help="interpreter for the worker processes")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker process")

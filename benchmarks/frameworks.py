@@ -60,7 +60,11 @@ def _torch_inputs(batch: Batch):
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
 
 
-def torch_forward(impl: str, ckpt: str, precision: str = "fp32") -> Forward:
+#: backends with a compiled-inference option (``compile_for_inference``); flax always runs under jax.jit
+COMPILED_FRAMEWORKS = ("torch", "tf")
+
+
+def torch_forward(impl: str, ckpt: str, precision: str = "fp32", compiled: bool = False) -> Forward:
     import torch
 
     if impl == "ours":
@@ -73,6 +77,10 @@ def torch_forward(impl: str, ckpt: str, precision: str = "fp32") -> Forward:
     model.eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)
+    if compiled:
+        import bert_torch
+
+        model = bert_torch.compile_for_inference(model)  # compiles on the first call
 
     def forward(batch: Batch) -> np.ndarray:
         with torch.inference_mode():
@@ -183,7 +191,9 @@ def _tf_inputs(batch: Batch):
     return [tf.constant(batch[k], tf.int32) for k in ("input_ids", "attention_mask", "token_type_ids")]
 
 
-def tf_forward(impl: str, ckpt: str, precision: str = "fp32", jit_compile: bool = False) -> Forward:
+def tf_forward(
+    impl: str, ckpt: str, precision: str = "fp32", jit_compile: bool = False, compiled: bool = False
+) -> Forward:
     import tensorflow as tf
 
     if impl == "ours":
@@ -203,6 +213,17 @@ def tf_forward(impl: str, ckpt: str, precision: str = "fp32", jit_compile: bool 
             raise ValueError("HF TF is timed in fp32 only")
         transformers = _quiet_hf()
         model = transformers.TFBertModel.from_pretrained(hf_tf_checkpoint(ckpt), from_pt=True)
+
+    if compiled:
+        # our own option (XLA), called as the model is: its eager id checks are part of the timed call
+        xla = bert_tf.compile_for_inference(model)
+
+        def forward(batch: Batch) -> np.ndarray:
+            ids, mask, types = _tf_inputs(batch)
+            out = xla(input_ids=ids, attention_mask=mask, token_type_ids=types)
+            return tf.cast(out["last_hidden_state"], tf.float32).numpy()
+
+        return forward
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def run(input_ids, attention_mask, token_type_ids):
@@ -424,11 +445,16 @@ SETUP = {"torch": torch_setup, "tf": tf_setup, "flax": flax_setup}
 PEAK = {"torch": torch_peak, "tf": tf_peak, "flax": flax_peak}
 
 
-def make_forward(framework: str, impl: str, ckpt: str, precision: str = "fp32", tf_jit: bool = False) -> Forward:
+def make_forward(
+    framework: str, impl: str, ckpt: str, precision: str = "fp32", tf_jit: bool = False, compiled: bool = False
+) -> Forward:
+    """``compiled``: our ``compile_for_inference`` (torch and tf only)."""
+    if compiled and (impl != "ours" or framework not in COMPILED_FRAMEWORKS):
+        raise ValueError(f"no compiled variant for {impl} on {framework}")
     if framework == "torch":
-        return torch_forward(impl, ckpt, precision)
+        return torch_forward(impl, ckpt, precision, compiled=compiled)
     if framework == "tf":
-        return tf_forward(impl, ckpt, precision, jit_compile=tf_jit)
+        return tf_forward(impl, ckpt, precision, jit_compile=tf_jit, compiled=compiled)
     if framework == "flax":
         return flax_forward(impl, ckpt, precision)
     raise ValueError(framework)

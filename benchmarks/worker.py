@@ -71,21 +71,25 @@ def fixed_batch_workload(
     inputs = make_batch(batch, length, config.vocab_size)
     flops = forward_flops(config, batch, length)
     res: Dict[str, Any] = {"batch": batch, "length": length, "flops_per_batch": flops, "checkpoint": ckpt}
-    variants = [(impl, "fp32") for impl in _impls(spec)]
+    variants = [(impl, "fp32", False) for impl in _impls(spec)]
     if with_bf16 and spec["ours"]:
-        variants.append(("ours", "bf16"))
-    fns, outs = {}, {}
-    for impl, precision in variants:
-        name = f"{impl}_{precision}"
+        variants.append(("ours", "bf16", False))
+    if spec["ours"] and spec.get("compiled", True) and framework in fw.COMPILED_FRAMEWORKS:
+        variants += [("ours", p, True) for p in ("fp32", "bf16") if p == "fp32" or with_bf16]
+    fns, outs, first_call_s = {}, {}, {}
+    for impl, precision, compiled in variants:
+        name = f"{impl}_compiled_{precision}" if compiled else f"{impl}_{precision}"
         _log(framework, f"{key} {name}: load + first call")
 
         def build():
-            fwd = fw.make_forward(framework, impl, ckpt, precision, tf_jit=spec.get("tf_jit", False))
-            return fwd, fwd(inputs)
+            fwd = fw.make_forward(framework, impl, ckpt, precision, tf_jit=spec.get("tf_jit", False), compiled=compiled)
+            t = time.perf_counter()
+            out = fwd(inputs)  # a compiled variant compiles here: its compile time is not in the timings
+            return fwd, out, time.perf_counter() - t
 
         got = _guard(result, f"{key}/{name}", build)
         if got is not None:
-            fns[name], outs[name] = got
+            fns[name], outs[name], first_call_s[name] = got
     timings = (
         _guard(
             result,
@@ -98,6 +102,7 @@ def fixed_batch_workload(
     for name, timing in timings.items():
         t = timing["median_s"]
         entry = dict(timing, seq_per_s=batch / t, tokens_per_s=batch * length / t, flop_per_s=flops / t)
+        entry["first_call_s"] = first_call_s[name]  # compiled variants: compile + one call
         if name != "ours_fp32" and reference is not None:
             entry["cosine_vs_ours_fp32"] = cosine(outs[name], reference)
             entry["max_abs_diff_vs_ours_fp32"] = float(np.max(np.abs(outs[name] - reference)))

@@ -33,13 +33,24 @@ class PipelineModel:
         task: the pipeline's task (named in errors).
         bf16: load with ``dtype=param_dtype=bfloat16`` (outputs are still float32).
         device: a jax platform and index ("cpu", "gpu", "cuda:1"); default: jax's default device.
+        compile: accepted for the same call on every backend and changes nothing: flax always runs under
+            ``jax.jit`` (``bert_core.compiled.FLAX_NOTE``).
     """
 
     backend = "flax"
     # every new (rows, length) shape compiles once: a coarser length grid keeps the number of shapes small
     pad_to_multiple_of = 32
 
-    def __init__(self, head: str, model: Any, *, task: str, bf16: bool = False, device: Optional[str] = None):
+    def __init__(
+        self,
+        head: str,
+        model: Any,
+        *,
+        task: str,
+        bf16: bool = False,
+        device: Optional[str] = None,
+        compile: bool = False,
+    ):
         if isinstance(model, (str, os.PathLike)):
             dtype = jnp.bfloat16 if bf16 else jnp.float32
             model = getattr(modeling, head).from_pretrained(model, dtype=dtype, param_dtype=dtype)

@@ -34,6 +34,9 @@ TFBertForMultipleChoice = BertForMultipleChoice
 TFBertForTokenClassification = BertForTokenClassification
 TFBertForQuestionAnswering = BertForQuestionAnswering
 
+# after .modeling, whose import guard keeps TensorFlow's optional jax import out
+from .inference import CompiledModel, compile_for_inference  # noqa: E402
+
 __all__ = [
     "BertModel",
     "BertForPreTraining",
@@ -47,6 +50,8 @@ __all__ = [
     "BertPreTrainedModel",
     "ALL_MODEL_CLASSES",
     "canonical_grads",
+    "compile_for_inference",
+    "CompiledModel",
     "TFBertModel",
     "TFBertForPreTraining",
     "TFBertLMHeadModel",

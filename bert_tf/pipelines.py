@@ -33,12 +33,23 @@ class PipelineModel:
         task: the pipeline's task (named in errors).
         bf16: build the model under Keras' ``mixed_bfloat16`` policy (outputs are still float32).
         device: a TensorFlow device ("cpu", "gpu:0", "/GPU:0"); default: TensorFlow's placement.
+        compile: compile the batches with XLA (``tf.function(jit_compile=True)``, as ``compile_for_inference``);
+            XLA compiles once per (rows, length) shape.
     """
 
     backend = "tf"
     pad_to_multiple_of = 8
 
-    def __init__(self, head: str, model: Any, *, task: str, bf16: bool = False, device: Optional[str] = None):
+    def __init__(
+        self,
+        head: str,
+        model: Any,
+        *,
+        task: str,
+        bf16: bool = False,
+        device: Optional[str] = None,
+        compile: bool = False,
+    ):
         self.device = _tf_device(device)
         if isinstance(model, (str, os.PathLike)):
             previous = keras.mixed_precision.global_policy().name
@@ -56,7 +67,7 @@ class PipelineModel:
         spec = tf.TensorSpec([None, None], tf.int32)
 
         # one trace serves every batch shape (rows and length are None in the signature)
-        @tf.function(input_signature=[spec, spec, spec])
+        @tf.function(input_signature=[spec, spec, spec], jit_compile=compile)
         def run(input_ids, attention_mask, token_type_ids):
             out = model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False

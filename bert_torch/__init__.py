@@ -10,6 +10,7 @@ from bert_core.outputs import register_torch_pytree_nodes
 # torch.compile / torch.export flatten our outputs; register them once, at import.
 register_torch_pytree_nodes()
 
+from .inference import compile_for_inference  # noqa: E402
 from .modeling import (  # noqa: E402
     ALL_MODEL_CLASSES,
     BertForMaskedLM,
@@ -38,4 +39,5 @@ __all__ = [
     "BertPreTrainedModel",
     "ALL_MODEL_CLASSES",
     "canonical_grads",
+    "compile_for_inference",
 ]

@@ -12,6 +12,7 @@ N heads, D head size (H / N), V vocab size, C choices.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from bert_core import validation
+from bert_core import compiled, validation
 from bert_core.checkpoint import load_head_weights
 from bert_core.checkpoint import save_pretrained as _save_checkpoint
 from bert_core.config import BertConfig
@@ -128,7 +129,11 @@ def _is_tracing() -> bool:
 
 def _static(dim: Any) -> Optional[int]:
     # A dim torch.export / dynamic compile made symbolic is unknown to the checks (None), not a value to guard on.
-    return dim if isinstance(dim, int) else None
+    # Dynamo shows symbolic dims as plain ints, and a check that compares or formats one specialises the graph to
+    # that shape: under dynamo every dim is unknown (a compiled model checks its inputs eagerly, in ``__call__``).
+    if not isinstance(dim, int) or torch.compiler.is_dynamo_compiling():
+        return None
+    return dim
 
 
 def _as_tensor(x: Any) -> Any:
@@ -186,6 +191,28 @@ def _check_inputs(
         encoder_attention_mask=_array_info(encoder_attention_mask, False),
         has_cache=past_key_values is not None,
         past_length=_static(_past_length(past_key_values)),
+    )
+
+
+def _check_compiled_call(model: "BertPreTrainedModel", inputs: Mapping[str, Any]) -> None:
+    """Every input check of the eager forward (shapes and values), made eagerly before a compiled call, whose graph
+    makes none of them (``_static``). ``inputs``: the forward's arguments by name."""
+    names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+    args = {name: inputs.get(name) for name in names}
+    if model.head_name == "BertForMultipleChoice":
+        validation.check_multiple_choice_inputs(*(_array_info(args[name], False) for name in names))
+        args = {name: None if x is None else x.reshape(-1, *x.shape[2:]) for name, x in args.items()}
+    _check_inputs(
+        model.config,
+        args["input_ids"],
+        args["attention_mask"],
+        args["token_type_ids"],
+        args["position_ids"],
+        inputs.get("head_mask"),
+        args["inputs_embeds"],
+        inputs.get("encoder_hidden_states"),
+        inputs.get("encoder_attention_mask"),
+        inputs.get("past_key_values"),
     )
 
 
@@ -764,6 +791,13 @@ class BertPreTrainedModel(nn.Module):
         # numpy arrays (a BatchEncoding made with return_tensors="np", a collated batch) become tensors here, once
         args = tuple(_as_tensor(a) for a in args)
         kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
+        if self._compiled_call_impl is not None and not _is_tracing():
+            # Compiled (compile_for_inference / Module.compile): the graph checks nothing, so the inputs are
+            # checked here, and a call with labels (whose values need checking too) runs eagerly.
+            bound = inspect.signature(self.forward).bind_partial(*args, **kwargs).arguments
+            _check_compiled_call(self, bound)
+            if any(bound.get(name) is not None for name in compiled.LABEL_INPUTS):
+                return self._call_impl(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def _post_init(self, seed: Optional[int]) -> None:

@@ -11,6 +11,7 @@ import torch
 from bert_core.pipelines.base import check_model_head
 
 from . import modeling
+from .inference import compile_for_inference
 
 
 class PipelineModel:
@@ -22,12 +23,22 @@ class PipelineModel:
         task: the pipeline's task (named in errors).
         bf16: run in bfloat16 (outputs are still float32).
         device: a torch device ("cpu", "cuda", "cuda:1"); default: where the model is (cpu when loaded here).
+        compile: ``compile_for_inference`` the model (in place: a ready model object comes back compiled).
     """
 
     backend = "torch"
     pad_to_multiple_of = 8
 
-    def __init__(self, head: str, model: Any, *, task: str, bf16: bool = False, device: Optional[str] = None):
+    def __init__(
+        self,
+        head: str,
+        model: Any,
+        *,
+        task: str,
+        bf16: bool = False,
+        device: Optional[str] = None,
+        compile: bool = False,
+    ):
         if isinstance(model, (str, os.PathLike)):
             model = getattr(modeling, head).from_pretrained(model)
         check_model_head(type(model).head_name, head, task)
@@ -35,7 +46,7 @@ class PipelineModel:
             model = model.to(torch.device(device))
         if bf16:
             model = model.to(torch.bfloat16)
-        self.model = model.eval()
+        self.model = compile_for_inference(model) if compile else model.eval()
         self.config = model.config
         self.device = next(model.parameters()).device
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional, Type
 
+from .. import compiled
 from .base import Pipeline, PipelineError, load_runner, load_tokenizer, resolve_backend
 from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
@@ -65,6 +66,7 @@ def pipeline(
     device: Optional[str] = None,
     progress: Optional[bool] = None,
     pooling: Optional[PoolingConfig] = None,
+    compile: bool = False,
     **task_options: Any,
 ) -> Pipeline:
     """Build the pipeline of ``task`` on one backend.
@@ -82,6 +84,10 @@ def pipeline(
         device: the backend's device name ("cpu", "cuda", "cuda:1", "gpu"); default: the backend's default.
         progress: show a tqdm bar (None: only for long inputs on a terminal).
         pooling: sentence-embedding only: override the pooling read from the checkpoint's sentence-transformers files.
+        compile: compile the model for inference (``bert_core.compiled.COMPILE_HELP``): torch runs
+            ``bert_torch.compile_for_inference`` (a ready model object is compiled in place), tf runs the batches
+            under XLA (``tf.function(jit_compile=True)``); flax always runs under ``jax.jit``, so it changes nothing
+            there. Off by default: each new batch shape then pays a compile (seconds) before it is faster.
         **task_options: default call options of the task (``top_k=3``, ``aggregation_strategy="simple"``, ...).
 
     Returns:
@@ -92,6 +98,7 @@ def pipeline(
         BackendUnavailable: the backend is not installed (the message names the extra to install).
     """
     cls = task_class(task)
+    compiled.check_flag("compile", compile)
     name = resolve_backend(model, backend)
     tokenizer = load_tokenizer(tokenizer, model)
     extra: Dict[str, Any] = {}
@@ -103,7 +110,7 @@ def pipeline(
         extra["pooling"] = pooling
     elif pooling is not None:
         raise PipelineError(f"pooling applies to sentence-embedding only, not {cls.task}")
-    runner = load_runner(name, cls.head, model, task=cls.task, bf16=bf16, device=device)
+    runner = load_runner(name, cls.head, model, task=cls.task, bf16=bf16, device=device, compile=compile)
     return cls(runner, tokenizer, batch_size=batch_size, progress=progress, **extra, **task_options)
 
 

@@ -160,10 +160,12 @@ def resolve_backend(model: Any, backend: Optional[str]) -> str:
     return available[0]
 
 
-def load_runner(backend: str, head: str, model: Any, *, task: str, bf16: bool, device: Optional[str]) -> Any:
-    """``bert_<backend>.pipelines.PipelineModel(head, model, task=..., bf16=..., device=...)``."""
+def load_runner(
+    backend: str, head: str, model: Any, *, task: str, bf16: bool, device: Optional[str], compile: bool = False
+) -> Any:
+    """``bert_<backend>.pipelines.PipelineModel(head, model, task=..., bf16=..., device=..., compile=...)``."""
     module = importlib.import_module(BACKENDS[backend].package + ".pipelines")
-    return module.PipelineModel(head, model, task=task, bf16=bf16, device=device)
+    return module.PipelineModel(head, model, task=task, bf16=bf16, device=device, compile=compile)
 
 
 def load_tokenizer(tokenizer: Any, model: Any) -> Any:

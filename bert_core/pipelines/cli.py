@@ -18,6 +18,8 @@ import json
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
+from ..compiled import COMPILE_HELP
+
 #: option dest -> (pipeline parameter, tasks that take it)
 TASK_OPTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "top_k": ("top_k", ("fill-mask", "text-classification", "question-answering")),
@@ -78,6 +80,7 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", help="JSONL file (written all or nothing), or - for stdout (default)")
     p.add_argument("--batch-size", type=int, default=8, help="rows per model call (default 8)")
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, gpu ... (default: the backend's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("task options (each applies to the tasks named)")
@@ -224,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             bf16=args.bf16,
             device=args.device,
+            compile=args.compile,
             progress=False if args.quiet else None,
             **params,
         )

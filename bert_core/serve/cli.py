@@ -15,6 +15,8 @@ import socket
 import sys
 from typing import List, Optional
 
+from ..compiled import COMPILE_HELP
+
 DEFAULTS = dict(
     max_batch_tokens=16384, max_wait_ms=2.0, max_client_batch_size=32, max_concurrent_requests=512, call_cost_tokens=64
 )
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0: a free port, printed)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, gpu ... (default: the backend's default)")
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument(
         "--max-batch-tokens",
         type=int,
@@ -137,7 +140,15 @@ def run(args: argparse.Namespace) -> int:
         )
         config.check()
         sock = bind(args.host, args.port)  # before the model loads: a taken port fails in a second, not a minute
-        pipe = pipeline(cls.task, args.model, backend=args.backend, bf16=args.bf16, device=args.device, progress=False)
+        pipe = pipeline(
+            cls.task,
+            args.model,
+            backend=args.backend,
+            bf16=args.bf16,
+            device=args.device,
+            compile=args.compile,
+            progress=False,
+        )
         from .app import create_app
 
         app = create_app(pipe, config)
