@@ -799,7 +799,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bert bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny config, tiny inputs, one repeat (tests, CI)")
     p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma list of torch,tf,flax")
-    p.add_argument("--workloads", default="abcdefghil", help="letters of the workloads to run (default abcdefghil)")
+    p.add_argument("--workloads", default="abcdefghilq", help="letters of the workloads to run (default abcdefghilq)")
     p.add_argument("--no-hf", action="store_true", help="skip HF transformers even when importable")
     p.add_argument(
         "--threads",
