@@ -198,10 +198,7 @@ def _check_compiled_call(model: "BertPreTrainedModel", inputs: Mapping[str, Any]
     """Every input check of the eager forward (shapes and values), made eagerly before a compiled call, whose graph
     makes none of them (``_static``). ``inputs``: the forward's arguments by name."""
     names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
-    args = {name: inputs.get(name) for name in names}
-    if model.head_name == "BertForMultipleChoice":
-        validation.check_multiple_choice_inputs(*(_array_info(args[name], False) for name in names))
-        args = {name: None if x is None else x.reshape(-1, *x.shape[2:]) for name, x in args.items()}
+    args = model._encoder_inputs({name: inputs.get(name) for name in names})
     _check_inputs(
         model.config,
         args["input_ids"],
@@ -799,6 +796,11 @@ class BertPreTrainedModel(nn.Module):
             if any(bound.get(name) is not None for name in compiled.LABEL_INPUTS):
                 return self._call_impl(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+    def _encoder_inputs(self, args: Dict[str, Optional[torch.Tensor]]) -> Dict[str, Optional[torch.Tensor]]:
+        """The forward's ``input_ids`` ... ``inputs_embeds`` (by name, in that order) as the backbone receives them
+        (checked here before a compiled call); BertForMultipleChoice checks and flattens its choice axis."""
+        return args
 
     def _post_init(self, seed: Optional[int]) -> None:
         """Tie the decoder, draw the initial weights from ``seed`` (``bert_core.init``; None: skip), select SDPA."""
@@ -1575,6 +1577,11 @@ class BertForMultipleChoice(_HeadModel):
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self._post_init(seed)
+
+    def _encoder_inputs(self, args: Dict[str, Optional[torch.Tensor]]) -> Dict[str, Optional[torch.Tensor]]:
+        """(B, C, S[, H]) inputs, checked -> (B*C, S[, H])."""
+        validation.check_multiple_choice_inputs(*(_array_info(x, False) for x in args.values()))
+        return {name: None if x is None else x.reshape(-1, *x.shape[2:]) for name, x in args.items()}
 
     def forward(
         self,
