@@ -761,14 +761,25 @@ def chart(result: Dict[str, Any], path: Path) -> None:
         "a_bf16_speedup",
     ]
     values = {fw: [_get(result, "targets", fw, k) for k in keys] for fw in result["frameworks"]}
+    # issue 17's columns: bf16 as a share of the framework's own bf16 peak, compiled / eager (fp32), and the best
+    # int8 path / own fp32 (workload q), all on (a) bert-base 8 x 128
+    groups += ["A BF16 %PEAK", "A COMPILED", "A INT8"]
+    quality = _get(result, "targets", "quality") or {}
+    for fw in values:
+        int8 = [v for k, v in quality.items() if k.startswith(f"int8_vs_fp32_{fw}_") and k.endswith("_a")]
+        values[fw] += [
+            _get(result, "targets", fw, "a_bf16_peak_fraction"),
+            _get(result, "targets", fw, "a_compiled_vs_eager_fp32"),
+            max(int8) if int8 else None,
+        ]
     tok = _get(result, "targets", "tokenizers") or {}
     groups += ["TOK FAST", "TOK PY"]
     series = list(values) + (["tok"] if tok.get("fast_vs_hf") is not None else [])
     for fw in values:
         values[fw] += [None, None]
     if "tok" in series:
-        values["tok"] = [None] * len(keys) + [tok.get("fast_vs_hf"), tok.get("slow_vs_hf")]
-    title = "RATIO OURS / HF (BF16: OURS BF16 / OURS FP32)"
+        values["tok"] = [None] * (len(groups) - 2) + [tok.get("fast_vs_hf"), tok.get("slow_vs_hf")]
+    title = "OURS / HF; BF16/FP32, COMPILED, INT8: OURS / OURS FP32 EAGER; %PEAK: SHARE OF OWN BF16 PEAK"
     try:
         import matplotlib
 
@@ -776,13 +787,13 @@ def chart(result: Dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        fig, ax = plt.subplots(figsize=(10, 4.5))
+        fig, ax = plt.subplots(figsize=(13, 4.5))
         w = 0.8 / max(1, len(series))
         for i, s in enumerate(series):
             ys = [np.nan if v is None else v for v in values[s]]
             ax.bar(np.arange(len(groups)) + i * w, ys, w, label=s)
         ax.axhline(1.0, color="r", ls="--")
-        ax.set_xticks(np.arange(len(groups)) + 0.4 - w / 2, groups)
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - w / 2, groups, rotation=25, ha="right")
         ax.set_title(title)
         ax.legend()
         fig.tight_layout()

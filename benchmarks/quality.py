@@ -55,7 +55,9 @@ def shapes(quick: bool) -> Dict[str, Any]:
     """Sizes of the run: training steps / batch, held-out texts, filler words per text, speed shapes."""
     if quick:
         return {"steps": 4, "batch": 8, "n_eval": 32, "filler": 8, "speed": {"a": (2, 16), "b": (2, 16)}, "reps": 1}
-    return {"steps": 80, "batch": 16, "n_eval": 512, "filler": 12, "speed": {"a": (8, 128), "b": (32, 128)}, "reps": 5}
+    # 320 steps: the classifier converges (96.5% held-out accuracy; 80 steps left it at 80%, with many texts at
+    # the decision boundary, which is not what users quantize)
+    return {"steps": 320, "batch": 16, "n_eval": 512, "filler": 12, "speed": {"a": (8, 128), "b": (32, 128)}, "reps": 5}
 
 
 # ------------------------------------------------------------------------------------------------------ the task
